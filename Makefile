@@ -1,0 +1,76 @@
+# Commands for developers and CI. `make test` is what CI runs (through .ci/run).
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+REQS := requirements-dev.txt layers/stack_core/requirements.txt
+ARGS ?=
+export PYTHONDONTWRITEBYTECODE := 1
+export SAM_CLI_TELEMETRY := 0
+
+SAM_VENV ?= .venv-sam
+SAM_VERSION := 1.170.0
+
+.PHONY: build validate help venv lint format typecheck test test-fast unit integration template local emulator clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): $(REQS)
+	@interp=$$(tools/pick-python); echo "make: building $(VENV) with $$interp ($$($$interp -V 2>&1))"; \
+	rm -rf $(VENV) && $$interp -m venv $(VENV) && \
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip && \
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | { grep -v "is ignored: it is neither" || true; } && \
+	$(PY) -m pip check && touch $(STAMP)
+
+venv: $(STAMP) ## Create the virtualenv from the pinned requirements
+	@echo "make: using $$($(PY) -V) at $(VENV)"
+
+lint: $(STAMP) ## ruff (check + format --check), mypy --strict, import-linter
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint test-fast ## Lint, then every test suite (what CI runs)
+
+test-fast: $(STAMP) ## Every test suite, without lint
+	$(BIN)/pytest $(ARGS)
+
+unit: $(STAMP) ## Unit tests only
+	$(BIN)/pytest tests/unit $(ARGS)
+
+integration: $(STAMP) ## Integration tests only
+	$(BIN)/pytest tests/integration $(ARGS)
+
+template: $(STAMP) ## Template tests (sam-translator + cfn-lint)
+	$(BIN)/pytest tests/template $(ARGS)
+
+local: $(STAMP) ## Run the local world (emulator + demo workload); ARGS="--help" for options
+	$(PY) -m local $(ARGS)
+
+emulator: $(STAMP) ## Start the Stacks API emulator in the foreground; ARGS="--port 8080 --token T"
+	$(PY) -m local.emulator $(ARGS)
+
+$(SAM_VENV)/.installed:
+	@interp=$$(tools/pick-python); rm -rf $(SAM_VENV) && $$interp -m venv $(SAM_VENV) && \
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_VERSION) 2>&1 | { grep -v "is ignored: it is neither" || true; } && \
+	touch $@
+
+build: $(SAM_VENV)/.installed ## sam build with a python3.12 interpreter (SAM CLI in its own venv)
+	@py=$$(tools/pick-python); case "$$($$py -V)" in *" 3.12."*) ;; *) echo "make build: sam build needs python3.12 for the python3.12 runtime; none found" >&2; exit 1;; esac; \
+	PATH="$$(dirname $$py):$$PATH" $(SAM_VENV)/bin/sam build
+
+validate: $(SAM_VENV)/.installed ## sam validate --lint (cfn-lint on the SAM template)
+	AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .pytest_cache .ruff_cache .hypothesis

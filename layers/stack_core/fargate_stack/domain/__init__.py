@@ -1,0 +1,1 @@
+"""Pure decisions of the stack. Never imports boto3, botocore, requests or Powertools."""

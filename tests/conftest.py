@@ -1,0 +1,30 @@
+"""Fixtures shared by every suite.
+
+The emulator is started once per session on a free loopback port and reset before each
+test that asks for it, so tests are independent without paying a server start each time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from local.emulator import Emulator
+
+EMULATOR_TOKEN = "test-token"  # a fixed token, valid only for the local emulator
+
+
+@pytest.fixture(scope="session")
+def _emulator_server() -> Iterator[Emulator]:
+    with Emulator(token=EMULATOR_TOKEN, port=0) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emulator(_emulator_server: Emulator) -> Emulator:
+    """A running Stacks API emulator with a clean state (no jobs, stacks, faults or calls)."""
+    response = requests.post(_emulator_server.control_url + "reset", timeout=5)
+    response.raise_for_status()
+    return _emulator_server
