@@ -1,0 +1,1 @@
+"""pydantic models of what crosses the stack's edges: events, messages, launch specs."""
