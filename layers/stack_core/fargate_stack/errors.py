@@ -1,0 +1,30 @@
+"""The stack's error hierarchy: the class decides what happens to a job.
+
+``TransientError`` means "try again later" (the SQS record is retried through its
+visibility timeout); ``PermanentError`` means "this job cannot run here", so the launcher
+fails it back to Buildkite with ``detail`` instead of retrying forever.
+"""
+
+from __future__ import annotations
+
+
+class StackError(Exception):
+    """Base of every error the stack raises on purpose."""
+
+
+class TransientError(StackError):
+    """Retry later: throttling, capacity, 5xx, timeouts."""
+
+
+class PermanentError(StackError):
+    """Never retry; ``detail`` is what the developer reads on the build page."""
+
+    def __init__(self, detail: str, *, reason: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        # A bounded metric dimension (e.g. "invalid_task_size"), never free text.
+        self.reason = reason
+
+
+class ConfigurationError(StackError):
+    """A setting is missing or wrong; raised at cold start and names the variable."""
