@@ -18,6 +18,8 @@ DEFAULT_STACK = StackTags.from_config("__default__", {})
         ["queue=fargate", "os=*"],
         ["queue=*", "size=large"],
         ["queue=fargate", "*"],
+        ["queue=fargate", "os="],
+        ["queue=", "size=large"],
     ],
 )
 def test_matching_rules_match(rules: list[str]) -> None:

@@ -3,7 +3,8 @@
 The Stacks API lists every scheduled job of a queue regardless of its agent tags, so the
 stack must filter itself (reference stacks-api.md §3.3). Semantics follow the agent's
 targeting rules (§5): a job's rules are ``key=value`` strings, every one must be satisfied
-by the stack's tags, and a value of ``*`` accepts any value of a tag the stack has.
+by the stack's tags, and a value of ``*`` (or an empty value) accepts any value of a tag
+the stack has (aws-facts.md §A.7).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from enum import StrEnum
 
 QUEUE_TAG = "queue"
 WILDCARD = "*"
+_ANY_VALUE = frozenset({WILDCARD, ""})
 
 # Spellings of "the cluster's default queue" (reference §8.2: docs say __default__, the Go
 # client says _default). A stack registered with either serves jobs that name no queue.
@@ -95,12 +97,12 @@ def match_rules(rules: Iterable[str], tags: StackTags) -> Match:
             return Match(matched=False, reason=SkipReason.MALFORMED_RULE, rule=rule)
         if key == QUEUE_TAG:
             saw_queue = True
-            if value not in (WILDCARD, tags.queue):
+            if value not in _ANY_VALUE and value != tags.queue:
                 return Match(matched=False, reason=SkipReason.QUEUE_MISMATCH, rule=rule)
             continue
         if key not in tags.extra:
             return Match(matched=False, reason=SkipReason.TAG_MISSING, rule=rule)
-        if value not in (WILDCARD, tags.extra[key]):
+        if value not in _ANY_VALUE and value != tags.extra[key]:
             return Match(matched=False, reason=SkipReason.TAG_MISMATCH, rule=rule)
     if not saw_queue and not tags.serves_default_queue:
         return Match(matched=False, reason=SkipReason.QUEUE_MISMATCH, rule=None)

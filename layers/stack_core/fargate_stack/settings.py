@@ -1,0 +1,179 @@
+"""Configuration from environment variables, validated once at cold start.
+
+template.yaml is the single source of defaults: it sets every variable, so fields here
+have defaults only where a local run or a test benefits and the value is not a choice an
+operator makes. A bad value fails the cold start with ``ConfigurationError`` naming the
+variable, instead of failing a job later with a confusing AWS error.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from functools import cache
+from typing import Annotated, TypeVar
+
+from pydantic import (
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from fargate_stack.domain.fargate import InvalidTaskSizeError, validate_task_size
+from fargate_stack.domain.rules import parse_tags
+from fargate_stack.errors import ConfigurationError
+
+_STACK_KEY = r"^[A-Za-z0-9_-]{1,80}$"  # reference stacks-api.md §3.1
+_SM_ARN = r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$"
+_SUBNET = r"^subnet-[0-9a-f]{8,17}$"
+_SECURITY_GROUP = r"^sg-[0-9a-f]{8,17}$"
+
+
+class CapacityStrategy(StrEnum):
+    ON_DEMAND = "on-demand"
+    SPOT = "spot"
+    SPOT_WITH_FALLBACK = "spot-with-fallback"
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class CommonSettings(BaseSettings):
+    """What every function needs: who we are on Buildkite and how to reach it."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, frozen=True, extra="ignore")
+
+    stack_key: str = Field(pattern=_STACK_KEY)
+    queue_key: str = Field(min_length=1, max_length=255)
+    buildkite_api_url: HttpUrl = HttpUrl("https://agent.buildkite.com/v3/")
+    # ARN of the Secrets Manager secret holding the cluster agent token (bkct_...).
+    cluster_token_secret_arn: str = Field(pattern=_SM_ARN)
+    # A token given directly (local runs only); never set by the template.
+    buildkite_token: SecretStr | None = None
+    stacks_api_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+
+class PollerSettings(CommonSettings):
+    agent_tags: str = ""
+    default_queue: bool = False
+    poll_interval_seconds: float = Field(ge=1, le=60)
+    # Stop looping this long before the function's timeout, so one tick never overlaps
+    # the next (reserved concurrency 1 would queue it, not drop it).
+    poll_safety_margin_seconds: float = Field(default=10, ge=1, le=120)
+    max_pages: int = Field(ge=1, le=20)
+    page_size: int = Field(ge=1, le=1000)
+    reservation_expiry_seconds: int = Field(ge=60, le=3600)
+    max_in_flight: int = Field(ge=0)
+    launch_queue_url: str = Field(min_length=1)
+    ecs_cluster: str = Field(min_length=1)
+
+    @field_validator("agent_tags")
+    @classmethod
+    def _tags_parse(cls, value: str) -> str:
+        tags = parse_tags(value)
+        if "queue" in tags:
+            raise ValueError("must not set queue; QUEUE_KEY does")
+        return value
+
+    @property
+    def extra_tags(self) -> dict[str, str]:
+        return parse_tags(self.agent_tags)
+
+
+class LauncherSettings(CommonSettings):
+    ecs_cluster: str = Field(min_length=1)
+    task_definition: str = Field(min_length=1)
+    agent_container_name: str = Field(min_length=1, max_length=255)
+    subnets: CommaList = Field(min_length=1, max_length=16)
+    security_groups: CommaList = Field(min_length=1, max_length=5)
+    assign_public_ip: bool
+    capacity_strategy: CapacityStrategy
+    default_cpu: int
+    default_memory: int
+    # Whether jobs may ask for cpu=/memory= via agent query rules.
+    allow_size_overrides: bool = False
+    # Task definitions a job may pick with task-definition=<name>; "name=arn,..." pairs.
+    allowed_task_definitions: str = ""
+    idempotency_table: str = Field(min_length=1)
+
+    _split_subnets = field_validator("subnets", "security_groups", mode="before")(_split)
+
+    @field_validator("subnets")
+    @classmethod
+    def _subnet_ids(cls, value: list[str]) -> list[str]:
+        bad = [s for s in value if not _matches(_SUBNET, s)]
+        if bad:
+            raise ValueError(f"not subnet ids: {', '.join(bad)}")
+        return value
+
+    @field_validator("security_groups")
+    @classmethod
+    def _sg_ids(cls, value: list[str]) -> list[str]:
+        bad = [s for s in value if not _matches(_SECURITY_GROUP, s)]
+        if bad:
+            raise ValueError(f"not security group ids: {', '.join(bad)}")
+        return value
+
+    @field_validator("default_memory")
+    @classmethod
+    def _valid_size(cls, memory: int, info: ValidationInfo) -> int:
+        cpu = info.data.get("default_cpu")
+        if cpu is not None:
+            try:
+                validate_task_size(cpu, memory)
+            except InvalidTaskSizeError as exc:
+                raise ValueError(str(exc)) from exc
+        return memory
+
+    @property
+    def task_definition_choices(self) -> dict[str, str]:
+        return parse_tags(self.allowed_task_definitions)
+
+
+class FailureHandlerSettings(CommonSettings):
+    ecs_cluster: str = Field(min_length=1)
+    agent_container_name: str = Field(min_length=1, max_length=255)
+
+
+def _matches(pattern: str, value: str) -> bool:
+    return re.match(pattern, value) is not None
+
+
+SettingsT = TypeVar("SettingsT", bound=CommonSettings)
+
+
+def load(model: type[SettingsT]) -> SettingsT:
+    """Build settings from the environment or raise an error that names each variable."""
+    try:
+        return model()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']).upper() or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid configuration: {problems}") from None
+
+
+@cache
+def get_poller_settings() -> PollerSettings:
+    return load(PollerSettings)
+
+
+@cache
+def get_launcher_settings() -> LauncherSettings:
+    return load(LauncherSettings)
+
+
+@cache
+def get_failure_handler_settings() -> FailureHandlerSettings:
+    return load(FailureHandlerSettings)

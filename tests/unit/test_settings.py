@@ -1,0 +1,114 @@
+"""Configuration fails at cold start with the variable named, and parses what the
+template sets."""
+
+from __future__ import annotations
+
+import pytest
+
+from fargate_stack.errors import ConfigurationError
+from fargate_stack.settings import (
+    CapacityStrategy,
+    LauncherSettings,
+    PollerSettings,
+    load,
+)
+
+SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk-token-AbCdEf"
+COMMON = {
+    "STACK_KEY": "fargate-prod",
+    "QUEUE_KEY": "fargate",
+    "CLUSTER_TOKEN_SECRET_ARN": SECRET,
+}
+POLLER = {
+    **COMMON,
+    "AGENT_TAGS": "os=linux,size=large",
+    "POLL_INTERVAL_SECONDS": "2",
+    "MAX_PAGES": "2",
+    "PAGE_SIZE": "500",
+    "RESERVATION_EXPIRY_SECONDS": "900",
+    "MAX_IN_FLIGHT": "50",
+    "LAUNCH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/launch",
+    "ECS_CLUSTER": "bk",
+}
+LAUNCHER = {
+    **COMMON,
+    "ECS_CLUSTER": "bk",
+    "TASK_DEFINITION": "bk-agent",
+    "AGENT_CONTAINER_NAME": "agent",
+    "SUBNETS": "subnet-0123456789abcdef0, subnet-0123456789abcdef1",
+    "SECURITY_GROUPS": "sg-0123456789abcdef0",
+    "ASSIGN_PUBLIC_IP": "false",
+    "CAPACITY_STRATEGY": "spot-with-fallback",
+    "DEFAULT_CPU": "1024",
+    "DEFAULT_MEMORY": "2048",
+    "IDEMPOTENCY_TABLE": "bk-launches",
+}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch):
+    def apply(values: dict[str, str]) -> None:
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
+
+    return apply
+
+
+def test_poller_settings_parse(env) -> None:
+    env(POLLER)
+    settings = load(PollerSettings)
+    assert settings.extra_tags == {"os": "linux", "size": "large"}
+    assert settings.poll_interval_seconds == 2
+    assert str(settings.buildkite_api_url) == "https://agent.buildkite.com/v3/"
+
+
+def test_launcher_settings_parse_comma_lists(env) -> None:
+    env(LAUNCHER)
+    settings = load(LauncherSettings)
+    assert settings.subnets == ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+    assert settings.capacity_strategy is CapacityStrategy.SPOT_WITH_FALLBACK
+    assert settings.assign_public_ip is False
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("STACK_KEY", "", "STACK_KEY"),
+        ("STACK_KEY", "has space", "STACK_KEY"),
+        ("CLUSTER_TOKEN_SECRET_ARN", "bkct_not_an_arn", "CLUSTER_TOKEN_SECRET_ARN"),
+        ("POLL_INTERVAL_SECONDS", "0.5", "POLL_INTERVAL_SECONDS"),
+        ("RESERVATION_EXPIRY_SECONDS", "7200", "RESERVATION_EXPIRY_SECONDS"),
+        ("PAGE_SIZE", "1001", "PAGE_SIZE"),
+        ("AGENT_TAGS", "queue=other", "AGENT_TAGS"),
+        ("AGENT_TAGS", "novalue", "AGENT_TAGS"),
+    ],
+)
+def test_bad_poller_values_name_the_variable(env, variable: str, value: str, message: str) -> None:
+    env({**POLLER, variable: value})
+    with pytest.raises(ConfigurationError, match=message):
+        load(PollerSettings)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SUBNETS", "", "SUBNETS"),
+        ("SUBNETS", "subnet-xyz", "SUBNETS: .*subnet-xyz"),
+        ("SECURITY_GROUPS", "sg-1,sg-2", "SECURITY_GROUPS"),
+        ("DEFAULT_MEMORY", "512", "DEFAULT_MEMORY: .*cpu 1024 needs memory between 2048"),
+        ("CAPACITY_STRATEGY", "cheap", "CAPACITY_STRATEGY"),
+    ],
+)
+def test_bad_launcher_values_name_the_variable(
+    env, variable: str, value: str, message: str
+) -> None:
+    env({**LAUNCHER, variable: value})
+    with pytest.raises(ConfigurationError, match=message):
+        load(LauncherSettings)
+
+
+def test_a_missing_variable_is_named(env, monkeypatch: pytest.MonkeyPatch) -> None:
+    env(LAUNCHER)
+    monkeypatch.delenv("IDEMPOTENCY_TABLE")
+    with pytest.raises(ConfigurationError, match="IDEMPOTENCY_TABLE: Field required"):
+        load(LauncherSettings)
