@@ -1,9 +1,13 @@
 """How a Fargate task names the Buildkite job it runs, and which stack started it.
 
-ECS Task State Change events carry no tags (reference aws-facts.md §B.7), so the job must
-be recoverable from fields the event does carry. ``startedBy`` is the primary carrier: it is
-filterable by an EventBridge ``prefix`` pattern (so the rule only sees this stack's tasks)
-and by ListTasks. The agent's ``BUILDKITE_AGENT_ACQUIRE_JOB`` override is the fallback.
+ECS Task State Change events carry no tags (reference aws-facts.md §B.7), so both facts
+must travel in fields the event does carry:
+
+- ``startedBy`` = the stack key, exactly. ListTasks filters on it by exact match (so the
+  poller can count this stack's tasks in flight) and the EventBridge rule matches it, so
+  the failure handler only sees this stack's tasks.
+- ``group`` = ``buildkite-job:<job uuid>``; the agent's ``BUILDKITE_AGENT_ACQUIRE_JOB``
+  override is the fallback (a task started by hand with the stack's task definition).
 """
 
 from __future__ import annotations
@@ -13,26 +17,26 @@ import uuid
 from collections.abc import Mapping
 
 ACQUIRE_JOB_ENV = "BUILDKITE_AGENT_ACQUIRE_JOB"
+GROUP_PREFIX = "buildkite-job:"
 
 # startedBy: up to 128 characters of letters, digits, '-', '/' and '_'
-# (botocore ecs RunTaskRequest.startedBy; reference aws-facts.md §B.1).
+# (botocore ecs RunTaskRequest.startedBy; reference aws-facts.md §B.1). Stack keys are
+# [A-Za-z0-9_-]{1,80} (stacks-api.md §3.1), so every valid stack key fits.
 STARTED_BY_MAX = 128
 _STARTED_BY_CHARS = re.compile(r"^[A-Za-z0-9_/-]+$")
 
 
-def started_by_prefix(stack_key: str) -> str:
-    """The prefix every task of this stack carries; the EventBridge rule matches on it."""
-    return f"{stack_key}/"
-
-
-def started_by(stack_key: str, job_uuid: str) -> str:
-    value = f"{started_by_prefix(stack_key)}{job_uuid}"
-    if len(value) > STARTED_BY_MAX or not _STARTED_BY_CHARS.match(value):
+def started_by(stack_key: str) -> str:
+    if len(stack_key) > STARTED_BY_MAX or not _STARTED_BY_CHARS.match(stack_key):
         raise ValueError(
-            f"startedBy {value!r} must be at most {STARTED_BY_MAX} characters of "
-            "letters, digits, '-', '/' and '_' (stack key too long or has other characters?)"
+            f"stack key {stack_key!r} cannot be an ECS startedBy value: at most "
+            f"{STARTED_BY_MAX} characters of letters, digits, '-', '/' and '_'"
         )
-    return value
+    return stack_key
+
+
+def task_group(job_uuid: str) -> str:
+    return f"{GROUP_PREFIX}{job_uuid}"
 
 
 def _as_uuid(text: str | None) -> str | None:
@@ -45,18 +49,21 @@ def _as_uuid(text: str | None) -> str | None:
 
 
 def job_uuid_of_task(
-    *, stack_key: str, started_by_value: str | None, environment: Mapping[str, str]
+    *,
+    stack_key: str,
+    started_by_value: str | None,
+    group: str | None,
+    environment: Mapping[str, str],
 ) -> str | None:
     """The job this stack's task ran, or None when the task is not ours or names no job.
 
-    A task whose ``startedBy`` belongs to another stack is never ours, even if its
-    environment names a job: another stack's failures are not ours to report.
+    A task started by anything else is never ours, even if its environment names a job:
+    another stack's failures are not ours to report.
     """
-    if started_by_value:
-        prefix = started_by_prefix(stack_key)
-        if not started_by_value.startswith(prefix):
-            return None
-        found = _as_uuid(started_by_value[len(prefix) :])
+    if started_by_value != stack_key:
+        return None
+    if group and group.startswith(GROUP_PREFIX):
+        found = _as_uuid(group[len(GROUP_PREFIX) :])
         if found:
             return found
     return _as_uuid(environment.get(ACQUIRE_JOB_ENV))
