@@ -1,0 +1,265 @@
+"""From a reserved job to the exact ECS RunTask request: every launch decision, pure.
+
+Job data is untrusted input (it comes from whoever can push a pipeline): agent query rules
+may ask for a size or a task definition only where the operator allowed it. The job's own
+env and command never enter the overrides (the agent fetches them itself when it acquires
+the job), so nothing a job says can reach the agent's token or the stack's variables.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from fargate_stack.domain.fargate import InvalidTaskSizeError, validate_task_size
+from fargate_stack.domain.task_identity import ACQUIRE_JOB_ENV, started_by, task_group
+
+# Total size of RunTask `overrides`, JSON formatting included (botocore ecs TaskOverride;
+# reference aws-facts.md §B.1).
+OVERRIDES_MAX_CHARS = 8192
+# clientToken: at most 64 ASCII characters (botocore ecs RunTaskRequest.clientToken).
+CLIENT_TOKEN_MAX = 64
+# Tags: key <= 128, value <= 256 characters of letters, digits, spaces and + - = . _ : / @
+# (botocore ecs Tag; aws-facts.md §B.1).
+_TAG_VALUE_MAX = 256
+_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9 +\-=._:/@]")
+# An agent tag is k=v inside a comma-separated BUILDKITE_AGENT_TAGS; a comma or a control
+# character in a job's rule would smuggle extra tags in, so such rules are not passed on.
+_AGENT_TAG_SAFE = re.compile(r"^[A-Za-z0-9_.:/@+\-]+=[^,\x00-\x1f\x7f]*$")
+
+SIZE_RULES = ("cpu", "memory")
+TASK_DEFINITION_RULE = "task-definition"
+
+class Capacity(StrEnum):
+    ON_DEMAND = "FARGATE"
+    SPOT = "FARGATE_SPOT"
+
+
+class LaunchRejection(StrEnum):
+    """Why a job can never launch as asked; a bounded metric dimension."""
+
+    SIZE_NOT_ALLOWED = "size_not_allowed"
+    INVALID_SIZE = "invalid_task_size"
+    TASK_DEFINITION_NOT_ALLOWED = "task_definition_not_allowed"
+    OVERRIDES_TOO_LARGE = "overrides_too_large"
+
+
+class LaunchRejectedError(ValueError):
+    def __init__(self, reason: LaunchRejection, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchConfig:
+    """What the operator configured (from LauncherSettings)."""
+
+    stack_key: str
+    queue_key: str
+    cluster: str
+    task_definition: str
+    container_name: str
+    default_cpu: int
+    default_memory: int
+    subnets: Sequence[str]
+    security_groups: Sequence[str]
+    assign_public_ip: bool
+    allow_size_overrides: bool = False
+    allowed_task_definitions: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchSpec:
+    """One RunTask request, already validated; ``to_run_task_kwargs`` is the boto3 call."""
+
+    job_uuid: str
+    cluster: str
+    task_definition: str
+    container_name: str
+    cpu: int
+    memory: int
+    capacity: Capacity
+    subnets: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    assign_public_ip: bool
+    environment: tuple[tuple[str, str], ...]
+    started_by: str
+    group: str
+    client_token: str
+    tags: tuple[tuple[str, str], ...]
+
+    def overrides(self) -> dict[str, object]:
+        return {
+            "cpu": str(self.cpu),
+            "memory": str(self.memory),
+            "containerOverrides": [
+                {
+                    "name": self.container_name,
+                    "environment": [{"name": k, "value": v} for k, v in self.environment],
+                }
+            ],
+        }
+
+    def to_run_task_kwargs(self) -> dict[str, object]:
+        return {
+            "cluster": self.cluster,
+            "taskDefinition": self.task_definition,
+            "count": 1,
+            "capacityProviderStrategy": [{"capacityProvider": str(self.capacity), "weight": 1}],
+            "networkConfiguration": {
+                "awsvpcConfiguration": {
+                    "subnets": list(self.subnets),
+                    "securityGroups": list(self.security_groups),
+                    "assignPublicIp": "ENABLED" if self.assign_public_ip else "DISABLED",
+                }
+            },
+            "overrides": self.overrides(),
+            "startedBy": self.started_by,
+            "group": self.group,
+            "clientToken": self.client_token,
+            "tags": [{"key": k, "value": v} for k, v in self.tags],
+            "propagateTags": "TASK_DEFINITION",
+            "enableECSManagedTags": True,
+        }
+
+    def describe(self) -> str:
+        """The stack notification a developer sees on the job while the task starts."""
+        kind = "spot" if self.capacity is Capacity.SPOT else "on-demand"
+        return f"{self.cpu} CPU units / {self.memory} MiB, {kind}"
+
+
+def parse_rules(rules: Sequence[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for rule in rules:
+        key, sep, value = rule.partition("=")
+        if sep and key:
+            parsed[key] = value
+    return parsed
+
+
+def client_token(job_uuid: str, capacity: Capacity) -> str:
+    """Same job + same capacity = same token, so an SQS redelivery cannot start a second
+    task within ECS's 24 h idempotency window; a fallback to on-demand changes the request,
+    so it needs its own token (aws-facts.md §B.2)."""
+    suffix = "" if capacity is Capacity.SPOT else "-od"
+    token = f"{job_uuid}{suffix}"
+    if len(token) > CLIENT_TOKEN_MAX:
+        raise ValueError(f"client token {token!r} exceeds {CLIENT_TOKEN_MAX} characters")
+    return token
+
+
+def _int_rule(rules: Mapping[str, str], key: str, default: int) -> int:
+    if key not in rules:
+        return default
+    try:
+        return int(rules[key])
+    except ValueError:
+        raise LaunchRejectedError(
+            LaunchRejection.INVALID_SIZE, f"agent query rule {key}={rules[key]!r} is not a number"
+        ) from None
+
+
+def _size(config: LaunchConfig, rules: Mapping[str, str]) -> tuple[int, int]:
+    asked = [k for k in SIZE_RULES if k in rules and rules[k] not in ("", "*")]
+    if asked and not config.allow_size_overrides:
+        raise LaunchRejectedError(
+            LaunchRejection.SIZE_NOT_ALLOWED,
+            f"this stack does not allow jobs to choose their size ({', '.join(asked)}= given); "
+            f"it runs every job at {config.default_cpu} CPU units / {config.default_memory} MiB",
+        )
+    cpu = _int_rule(rules, "cpu", config.default_cpu) if "cpu" in asked else config.default_cpu
+    memory = (
+        _int_rule(rules, "memory", config.default_memory)
+        if "memory" in asked
+        else config.default_memory
+    )
+    try:
+        validate_task_size(cpu, memory)
+    except InvalidTaskSizeError as exc:
+        raise LaunchRejectedError(LaunchRejection.INVALID_SIZE, str(exc)) from None
+    return cpu, memory
+
+
+def _task_definition(config: LaunchConfig, rules: Mapping[str, str]) -> str:
+    wanted = rules.get(TASK_DEFINITION_RULE)
+    if wanted in (None, "", "*"):
+        return config.task_definition
+    if wanted not in config.allowed_task_definitions:
+        allowed = ", ".join(sorted(config.allowed_task_definitions)) or "none"
+        raise LaunchRejectedError(
+            LaunchRejection.TASK_DEFINITION_NOT_ALLOWED,
+            f"task-definition={wanted!r} is not one this stack allows (allowed: {allowed})",
+        )
+    return config.allowed_task_definitions[wanted]
+
+
+def agent_tags(config: LaunchConfig, rules: Sequence[str], capacity: Capacity) -> str:
+    """Tags the agent reports: the job's own (safe) rules, so the UI and the job's
+    BUILDKITE_AGENT_META_DATA_* look as on a normal agent, plus where it runs."""
+    tags = {"queue": config.queue_key}
+    for rule in rules:
+        if _AGENT_TAG_SAFE.match(rule):
+            key, _, value = rule.partition("=")
+            if key != "queue" and value not in ("", "*"):
+                tags[key] = value
+    tags["fargate-stack"] = config.stack_key
+    tags["fargate-capacity"] = "spot" if capacity is Capacity.SPOT else "on-demand"
+    return ",".join(f"{k}={v}" for k, v in tags.items())
+
+
+def _tag_value(text: str) -> str:
+    return _TAG_UNSAFE.sub("_", text)[:_TAG_VALUE_MAX]
+
+
+def build_launch_spec(
+    config: LaunchConfig,
+    *,
+    job_uuid: str,
+    agent_query_rules: Sequence[str],
+    job_env: Mapping[str, str],
+    capacity: Capacity,
+) -> LaunchSpec:
+    """Decide everything about one launch, or raise LaunchRejectedError with a reason a
+    developer can act on."""
+    rules = parse_rules(agent_query_rules)
+    cpu, memory = _size(config, rules)
+    task_definition = _task_definition(config, rules)
+    environment = (
+        (ACQUIRE_JOB_ENV, job_uuid),
+        ("BUILDKITE_AGENT_TAGS", agent_tags(config, agent_query_rules, capacity)),
+    )
+    tags = (
+        ("buildkite:stack", _tag_value(config.stack_key)),
+        ("buildkite:job", _tag_value(job_uuid)),
+        ("buildkite:pipeline", _tag_value(job_env.get("BUILDKITE_PIPELINE_SLUG", "unknown"))),
+        ("buildkite:build", _tag_value(job_env.get("BUILDKITE_BUILD_NUMBER", "unknown"))),
+    )
+    spec = LaunchSpec(
+        job_uuid=job_uuid,
+        cluster=config.cluster,
+        task_definition=task_definition,
+        container_name=config.container_name,
+        cpu=cpu,
+        memory=memory,
+        capacity=capacity,
+        subnets=tuple(config.subnets),
+        security_groups=tuple(config.security_groups),
+        assign_public_ip=config.assign_public_ip,
+        environment=environment,
+        started_by=started_by(config.stack_key),
+        group=task_group(job_uuid),
+        client_token=client_token(job_uuid, capacity),
+        tags=tags,
+    )
+    size = len(json.dumps(spec.overrides(), separators=(",", ":")))
+    if size > OVERRIDES_MAX_CHARS:
+        raise LaunchRejectedError(
+            LaunchRejection.OVERRIDES_TOO_LARGE,
+            f"the task overrides for this job are {size} characters; ECS allows "
+            f"{OVERRIDES_MAX_CHARS} (too many or too long agent query rules?)",
+        )
+    return spec
