@@ -28,3 +28,15 @@ class PermanentError(StackError):
 
 class ConfigurationError(StackError):
     """A setting is missing or wrong; raised at cold start and names the variable."""
+
+
+class CapacityUnavailableError(TransientError):
+    """RunTask answered with a capacity failure: retry later, or on other capacity."""
+
+
+class AlreadyLaunchedError(StackError):
+    """ECS says this job's client token already started a task (``task_arn``)."""
+
+    def __init__(self, task_arn: str | None) -> None:
+        super().__init__(f"a task was already started for this job: {task_arn or 'unknown'}")
+        self.task_arn = task_arn

@@ -33,6 +33,7 @@ _AGENT_TAG_SAFE = re.compile(r"^[A-Za-z0-9_.:/@+\-]+=[^,\x00-\x1f\x7f]*$")
 SIZE_RULES = ("cpu", "memory")
 TASK_DEFINITION_RULE = "task-definition"
 
+
 class Capacity(StrEnum):
     ON_DEMAND = "FARGATE"
     SPOT = "FARGATE_SPOT"
