@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -11,6 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from fargate_stack.errors import TransientError
 from fargate_stack.models.messages import LaunchMessage
+from fargate_stack.ports import SendResult
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -23,13 +23,6 @@ SQS_SEND_BATCH_MAX = 10
 # Entries SQS rejects for a server-side reason (SenderFault false) get this many more tries
 # in the same poll; after that the job is left for its reservation to expire.
 SEND_RETRIES = 2
-
-
-@dataclass
-class SendResult:
-    sent: list[str] = field(default_factory=list)
-    # job uuid -> why it could not be sent
-    failed: dict[str, str] = field(default_factory=dict)
 
 
 class SqsLaunchQueue:

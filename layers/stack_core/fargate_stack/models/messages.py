@@ -28,7 +28,7 @@ class LaunchMessage(BaseModel):
     reservation_expires_at: AwareDatetime
     # Agent query rules as listed, so the launcher can apply per-job size overrides
     # without another API call.
-    agent_query_rules: list[str] = Field(default_factory=list, max_length=100)
+    agent_query_rules: list[str] = Field(default_factory=list)
 
     def to_body(self) -> str:
         return self.model_dump_json()

@@ -1,0 +1,97 @@
+"""The small interfaces the use cases need, so they never name an adapter.
+
+Buildkite-side shapes are Protocols of the fields the use cases read, which the Stacks API
+client's pydantic models satisfy; tests may satisfy them with plain dataclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from fargate_stack.domain.launch import LaunchSpec
+from fargate_stack.models.messages import LaunchMessage
+
+
+class ListedJob(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def scheduled_at(self) -> datetime: ...
+    @property
+    def agent_query_rules(self) -> list[str]: ...
+
+
+class QueueState(Protocol):
+    @property
+    def dispatch_paused(self) -> bool: ...
+
+
+class JobsPage(Protocol):
+    @property
+    def jobs(self) -> Sequence[ListedJob]: ...
+    @property
+    def cluster_queue(self) -> QueueState: ...
+
+
+class Reservation(Protocol):
+    @property
+    def reserved(self) -> list[str]: ...
+    @property
+    def not_reserved(self) -> list[str]: ...
+
+
+class JobData(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def env(self) -> Mapping[str, str]: ...
+    @property
+    def command(self) -> str: ...
+
+
+class StacksApi(Protocol):
+    def register_stack(
+        self, *, key: str, type: str, queue_key: str, metadata: Mapping[str, str]
+    ) -> object: ...
+
+    def iter_scheduled_jobs(
+        self, *, stack_key: str, queue_key: str, page_size: int | None, max_pages: int | None
+    ) -> Iterator[JobsPage]: ...
+
+    def batch_reserve_jobs(
+        self, *, stack_key: str, job_uuids: Sequence[str], reservation_expiry_seconds: int | None
+    ) -> Reservation: ...
+
+    def get_job(self, *, stack_key: str, job_uuid: str) -> JobData: ...
+
+
+@dataclass
+class SendResult:
+    sent: list[str] = field(default_factory=list)
+    # job uuid -> why it could not be sent
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class LaunchQueue(Protocol):
+    def send(self, messages: Sequence[LaunchMessage]) -> SendResult: ...
+
+    def depth(self) -> int: ...
+
+
+class TaskRunner(Protocol):
+    def run(self, spec: LaunchSpec) -> str: ...
+
+    def count_in_flight(self, *, cluster: str, started_by: str) -> int: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...

@@ -1,0 +1,1 @@
+"""Use cases: orchestrate ports and domain decisions; log and count every decision."""

@@ -1,0 +1,233 @@
+"""One poll: list -> match -> limit -> order -> reserve -> enqueue.
+
+Named stages, as agent-stack-k8s's controller pipeline, each leaving a count in one
+summary line per poll. The invariant this code keeps: a job is enqueued only if Buildkite
+answered ``reserved`` for it, and a reserved job that cannot be enqueued is logged and left
+for its reservation to expire (it then returns to ``scheduled`` and is listed again).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from uuid import UUID
+
+from fargate_stack.domain.rules import SkipReason, StackTags, match_rules
+from fargate_stack.domain.selection import order_for_reservation, within_capacity
+from fargate_stack.domain.task_identity import started_by
+from fargate_stack.models.messages import LaunchMessage
+from fargate_stack.observability import Metric, count, count_by, logger, milliseconds
+from fargate_stack.ports import Clock, LaunchQueue, ListedJob, StacksApi, TaskRunner
+
+STACK_TYPE = "custom"
+
+
+@dataclass(frozen=True, slots=True)
+class PollConfig:
+    stack_key: str
+    queue_key: str
+    tags: StackTags
+    page_size: int
+    max_pages: int
+    reservation_expiry_seconds: int
+    max_in_flight: int
+    cluster: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PollSummary:
+    listed: int = 0
+    matched: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0
+    deferred: int = 0
+    reserved: int = 0
+    not_reserved: int = 0
+    enqueued: int = 0
+    enqueue_failed: int = 0
+    paused: bool = False
+    duration_ms: float = 0.0
+
+    def as_log(self) -> dict[str, object]:
+        return {
+            "listed": self.listed,
+            "matched": self.matched,
+            "skipped": dict(self.skipped),
+            "in_flight": self.in_flight,
+            "deferred": self.deferred,
+            "reserved": self.reserved,
+            "not_reserved": self.not_reserved,
+            "enqueued": self.enqueued,
+            "enqueue_failed": self.enqueue_failed,
+            "paused": self.paused,
+            "duration_ms": round(self.duration_ms, 1),
+        }
+
+
+class PollJobs:
+    def __init__(
+        self,
+        *,
+        api: StacksApi,
+        queue: LaunchQueue,
+        tasks: TaskRunner,
+        clock: Clock,
+        config: PollConfig,
+    ) -> None:
+        self._api = api
+        self._queue = queue
+        self._tasks = tasks
+        self._clock = clock
+        self._config = config
+
+    def register(self) -> None:
+        """Register (idempotent on Buildkite's side); done once per container."""
+        cfg = self._config
+        self._api.register_stack(
+            key=cfg.stack_key, type=STACK_TYPE, queue_key=cfg.queue_key, metadata=cfg.metadata
+        )
+        logger.info("stack registered", extra={"stack_key": cfg.stack_key})
+
+    def poll_once(self) -> PollSummary:
+        started = self._clock.monotonic()
+        summary = PollSummary()
+        listed, paused = self._list()
+        summary.listed = len(listed)
+        if paused:
+            summary.paused = True
+            logger.info(
+                "queue dispatch is paused; launching nothing", extra={"listed": len(listed)}
+            )
+        else:
+            self._dispatch(listed, summary)
+        summary.duration_ms = (self._clock.monotonic() - started) * 1000
+        self._publish(summary)
+        return summary
+
+    def _list(self) -> tuple[list[ListedJob], bool]:
+        cfg = self._config
+        seen: dict[str, ListedJob] = {}
+        paused = False
+        for page in self._api.iter_scheduled_jobs(
+            stack_key=cfg.stack_key,
+            queue_key=cfg.queue_key,
+            page_size=cfg.page_size,
+            max_pages=cfg.max_pages,
+        ):
+            paused = paused or page.cluster_queue.dispatch_paused
+            # Pagination is not a snapshot (stacks-api.md §3.3): a job can appear twice.
+            for job in page.jobs:
+                seen.setdefault(job.id, job)
+        return list(seen.values()), paused
+
+    def _dispatch(self, listed: Sequence[ListedJob], summary: PollSummary) -> None:
+        matched = self._match(listed, summary)
+        ordered = order_for_reservation(matched)
+        chosen = self._limit(ordered, summary)
+        if not chosen:
+            return
+        reserved = self._reserve(chosen, summary)
+        if reserved:
+            self._enqueue(reserved, summary)
+
+    def _match(self, listed: Sequence[ListedJob], summary: PollSummary) -> list[ListedJob]:
+        matched: list[ListedJob] = []
+        for job in listed:
+            result = match_rules(job.agent_query_rules, self._config.tags)
+            if result.matched:
+                matched.append(job)
+                continue
+            reason = result.reason or SkipReason.MALFORMED_RULE
+            summary.skipped[str(reason)] += 1
+            logger.info(
+                "job skipped: its agent query rules do not match this stack",
+                extra={"job_uuid": job.id, "reason": str(reason), "rule": result.rule},
+            )
+        summary.matched = len(matched)
+        return matched
+
+    def _limit(self, ordered: list[ListedJob], summary: PollSummary) -> list[ListedJob]:
+        cfg = self._config
+        if cfg.max_in_flight <= 0 or not ordered:
+            return ordered
+        summary.in_flight = (
+            self._tasks.count_in_flight(cluster=cfg.cluster, started_by=started_by(cfg.stack_key))
+            + self._queue.depth()
+        )
+        chosen = within_capacity(
+            ordered, max_in_flight=cfg.max_in_flight, in_flight=summary.in_flight
+        )
+        summary.deferred = len(ordered) - len(chosen)
+        if summary.deferred:
+            logger.info(
+                "in-flight limit reached; jobs left for a later poll",
+                extra={
+                    "deferred": summary.deferred,
+                    "in_flight": summary.in_flight,
+                    "max_in_flight": cfg.max_in_flight,
+                },
+            )
+        return chosen
+
+    def _reserve(self, chosen: list[ListedJob], summary: PollSummary) -> list[ListedJob]:
+        cfg = self._config
+        answer = self._api.batch_reserve_jobs(
+            stack_key=cfg.stack_key,
+            job_uuids=[job.id for job in chosen],
+            reservation_expiry_seconds=cfg.reservation_expiry_seconds,
+        )
+        granted = set(answer.reserved)
+        summary.reserved = len(granted)
+        summary.not_reserved = len(answer.not_reserved)
+        for uuid in answer.not_reserved:
+            logger.info(
+                "job not reserved: another stack or agent took it, or it was canceled",
+                extra={"job_uuid": uuid},
+            )
+        # Keep our priority order; never trust the answer to list only what we asked for.
+        return [job for job in chosen if job.id in granted]
+
+    def _enqueue(self, reserved: list[ListedJob], summary: PollSummary) -> None:
+        cfg = self._config
+        now = self._clock.now()
+        expires = now + timedelta(seconds=cfg.reservation_expiry_seconds)
+        messages = [
+            LaunchMessage(
+                job_uuid=UUID(job.id),
+                stack_key=cfg.stack_key,
+                priority=job.priority,
+                scheduled_at=job.scheduled_at,
+                reserved_at=now,
+                reservation_expires_at=expires,
+                agent_query_rules=list(job.agent_query_rules),
+            )
+            for job in reserved
+        ]
+        result = self._queue.send(messages)
+        summary.enqueued = len(result.sent)
+        summary.enqueue_failed = len(result.failed)
+        for uuid, why in result.failed.items():
+            logger.error(
+                "reserved job could not be enqueued; its reservation will expire and it "
+                "will be listed again",
+                extra={"job_uuid": uuid, "error": why},
+            )
+
+    def _publish(self, summary: PollSummary) -> None:
+        logger.info("poll summary", extra=summary.as_log())
+        count(Metric.POLLS)
+        if summary.paused:
+            count(Metric.POLLS_PAUSED)
+        count(Metric.JOBS_LISTED, summary.listed)
+        count(Metric.JOBS_MATCHED, summary.matched)
+        for reason, n in summary.skipped.items():
+            count_by(Metric.JOBS_SKIPPED, "reason", SkipReason(reason), n)
+        count(Metric.JOBS_DEFERRED, summary.deferred)
+        count(Metric.JOBS_RESERVED, summary.reserved)
+        count(Metric.JOBS_NOT_RESERVED, summary.not_reserved)
+        count(Metric.JOBS_ENQUEUED, summary.enqueued)
+        count(Metric.ENQUEUE_FAILED, summary.enqueue_failed)
+        milliseconds(Metric.POLL_DURATION, summary.duration_ms)
