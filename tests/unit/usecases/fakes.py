@@ -1,0 +1,141 @@
+"""In-memory fakes of the stack's own ports (never of boto3 or the HTTP client)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from fargate_stack.domain.launch import LaunchSpec
+from fargate_stack.models.messages import LaunchMessage
+from fargate_stack.ports import SendResult
+
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class Job:
+    id: str
+    priority: int
+    scheduled_at: datetime
+    agent_query_rules: list[str]
+
+
+def job(priority: int = 0, rules: list[str] | None = None, age: int = 0) -> Job:
+    return Job(
+        id=str(uuid.uuid4()),
+        priority=priority,
+        scheduled_at=T0 - timedelta(seconds=age),
+        agent_query_rules=rules if rules is not None else ["queue=fargate"],
+    )
+
+
+@dataclass
+class Queue:
+    dispatch_paused: bool = False
+
+
+@dataclass
+class Page:
+    jobs: list[Job]
+    cluster_queue: Queue
+
+
+@dataclass
+class Reserved:
+    reserved: list[str]
+    not_reserved: list[str]
+
+
+@dataclass
+class JobData:
+    id: str
+    env: dict[str, str]
+    command: str
+
+
+@dataclass
+class FakeStacksApi:
+    pages: list[list[Job]] = field(default_factory=list)
+    paused: bool = False
+    refuse: set[str] = field(default_factory=set)
+    reserve_calls: list[list[str]] = field(default_factory=list)
+    registered: list[dict[str, object]] = field(default_factory=list)
+
+    def register_stack(
+        self, *, key: str, type: str, queue_key: str, metadata: Mapping[str, str]
+    ) -> object:
+        self.registered.append({"key": key, "type": type, "queue_key": queue_key})
+        return None
+
+    def iter_scheduled_jobs(
+        self, *, stack_key: str, queue_key: str, page_size: int | None, max_pages: int | None
+    ) -> Iterator[Page]:
+        for jobs in self.pages[: max_pages or None]:
+            yield Page(jobs=jobs, cluster_queue=Queue(self.paused))
+
+    def batch_reserve_jobs(
+        self, *, stack_key: str, job_uuids: Sequence[str], reservation_expiry_seconds: int | None
+    ) -> Reserved:
+        self.reserve_calls.append(list(job_uuids))
+        return Reserved(
+            reserved=[u for u in job_uuids if u not in self.refuse],
+            not_reserved=[u for u in job_uuids if u in self.refuse],
+        )
+
+    jobs_data: dict[str, JobData] = field(default_factory=dict)
+
+    def get_job(self, *, stack_key: str, job_uuid: str) -> JobData:
+        return self.jobs_data[job_uuid]
+
+
+@dataclass
+class FakeLaunchQueue:
+    sent: list[LaunchMessage] = field(default_factory=list)
+    fail: set[str] = field(default_factory=set)
+    waiting: int = 0
+
+    def send(self, messages: Sequence[LaunchMessage]) -> SendResult:
+        result = SendResult()
+        for m in messages:
+            if str(m.job_uuid) in self.fail:
+                result.failed[str(m.job_uuid)] = "InternalError"
+            else:
+                self.sent.append(m)
+                result.sent.append(str(m.job_uuid))
+        return result
+
+    def depth(self) -> int:
+        return self.waiting
+
+
+@dataclass
+class FakeTasks:
+    running: int = 0
+    launched: list[LaunchSpec] = field(default_factory=list)
+
+    def run(self, spec: LaunchSpec) -> str:
+        self.launched.append(spec)
+        return f"arn:aws:ecs:us-east-1:123456789012:task/bk/{len(self.launched)}"
+
+    def count_in_flight(self, *, cluster: str, started_by: str) -> int:
+        return self.running
+
+
+@dataclass
+class FakeClock:
+    current: datetime = T0
+    mono: float = 0.0
+    slept: list[float] = field(default_factory=list)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.mono += seconds
+        self.current += timedelta(seconds=seconds)
