@@ -54,6 +54,11 @@ class JobData(Protocol):
     def command(self) -> str: ...
 
 
+class JobStates(Protocol):
+    @property
+    def states(self) -> Mapping[str, str]: ...
+
+
 class StacksApi(Protocol):
     def register_stack(
         self, *, key: str, type: str, queue_key: str, metadata: Mapping[str, str]
@@ -68,6 +73,16 @@ class StacksApi(Protocol):
     ) -> Reservation: ...
 
     def get_job(self, *, stack_key: str, job_uuid: str) -> JobData: ...
+
+    def get_job_states(self, *, stack_key: str, job_uuids: Sequence[str]) -> JobStates: ...
+
+    def fail_job(
+        self, *, stack_key: str, job_uuid: str, detail: str, exit_status: int = -1
+    ) -> object: ...
+
+    def create_stack_notification(
+        self, *, stack_key: str, job_uuid: str, detail: str
+    ) -> object: ...
 
 
 @dataclass
@@ -87,6 +102,8 @@ class TaskRunner(Protocol):
     def run(self, spec: LaunchSpec) -> str: ...
 
     def count_in_flight(self, *, cluster: str, started_by: str) -> int: ...
+
+    def find_task_of_job(self, *, cluster: str, started_by: str, group: str) -> str | None: ...
 
 
 class Clock(Protocol):

@@ -139,3 +139,15 @@ def test_conflict_means_the_job_already_has_a_task() -> None:
         with pytest.raises(AlreadyLaunchedError) as caught:
             tasks.run(launch_spec())
     assert caught.value.task_arn == existing
+
+
+def test_find_task_of_job_finds_running_and_stopped_tasks(aws: dict[str, Any]) -> None:
+    ecs = aws["ecs"]
+    tasks = EcsTasks(ecs)
+    group = f"buildkite-job:{JOB}"
+    assert tasks.find_task_of_job(cluster="bk", started_by="fargate-prod", group=group) is None
+    arn = tasks.run(launch_spec(aws["subnet"], aws["sg"]))
+    assert tasks.find_task_of_job(cluster="bk", started_by="fargate-prod", group=group) == arn
+    assert tasks.find_task_of_job(cluster="bk", started_by="other", group=group) is None
+    ecs.stop_task(cluster="bk", task=arn, reason="test")
+    assert tasks.find_task_of_job(cluster="bk", started_by="fargate-prod", group=group) == arn

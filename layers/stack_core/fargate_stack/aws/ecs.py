@@ -35,6 +35,7 @@ _PERMANENT_CODES = frozenset(
         "BlockedException",
     }
 )
+DESCRIBE_TASKS_MAX = 100
 # RunTask `failures[].reason` text for Fargate capacity (re:Post ecs-fargate-runtask-capacity).
 _CAPACITY_MARKERS = ("Capacity is unavailable", "RESOURCE:")
 
@@ -77,6 +78,32 @@ class EcsTasks:
         except (ClientError, BotoCoreError) as exc:
             raise TransientError(f"could not count tasks in flight: {exc}") from exc
         return total
+
+    def find_task_of_job(self, *, cluster: str, started_by: str, group: str) -> str | None:
+        """The ARN of a task this stack already started for a job, running or stopped.
+
+        Used only on SQS redelivery: a launcher that crashed after RunTask left no record
+        that it launched, and moto (unlike ECS) ignores the client token, so the stack
+        checks for itself. Stopped tasks stay listed for at least an hour (aws-facts §B.4).
+        """
+        try:
+            paginator = self._client.get_paginator("list_tasks")
+            for status in ("RUNNING", "STOPPED"):
+                for page in paginator.paginate(
+                    cluster=cluster, startedBy=started_by, desiredStatus=status
+                ):
+                    arns = page.get("taskArns", [])
+                    # DescribeTasks takes at most 100 tasks per call (botocore ecs).
+                    for start in range(0, len(arns), DESCRIBE_TASKS_MAX):
+                        described = self._client.describe_tasks(
+                            cluster=cluster, tasks=arns[start : start + DESCRIBE_TASKS_MAX]
+                        )
+                        for task in described.get("tasks", []):
+                            if task.get("group") == group:
+                                return task["taskArn"]
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientError(f"could not look for the job's existing task: {exc}") from exc
+        return None
 
 
 def _classify(exc: ClientError) -> Exception:
