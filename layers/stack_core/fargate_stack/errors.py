@@ -40,3 +40,7 @@ class AlreadyLaunchedError(StackError):
     def __init__(self, task_arn: str | None) -> None:
         super().__init__(f"a task was already started for this job: {task_arn or 'unknown'}")
         self.task_arn = task_arn
+
+
+class JobGoneError(StackError):
+    """Buildkite no longer knows the job (404): nothing to launch and nothing to fail."""

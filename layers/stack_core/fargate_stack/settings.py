@@ -9,7 +9,6 @@ variable, instead of failing a job later with a confusing AWS error.
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 from functools import cache
 from typing import Annotated, TypeVar
 
@@ -24,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from fargate_stack.domain.fargate import InvalidTaskSizeError, validate_task_size
+from fargate_stack.domain.launch import CapacityStrategy
 from fargate_stack.domain.rules import parse_tags
 from fargate_stack.errors import ConfigurationError
 
@@ -31,12 +31,6 @@ _STACK_KEY = r"^[A-Za-z0-9_-]{1,80}$"  # reference stacks-api.md §3.1
 _SM_ARN = r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$"
 _SUBNET = r"^subnet-[0-9a-f]{8,17}$"
 _SECURITY_GROUP = r"^sg-[0-9a-f]{8,17}$"
-
-
-class CapacityStrategy(StrEnum):
-    ON_DEMAND = "on-demand"
-    SPOT = "spot"
-    SPOT_WITH_FALLBACK = "spot-with-fallback"
 
 
 def _split(value: object) -> object:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from fargate_stack.domain.launch import LaunchSpec
+from fargate_stack.errors import JobGoneError
 from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.ports import SendResult
 
@@ -56,6 +57,11 @@ class JobData:
 
 
 @dataclass
+class States:
+    states: dict[str, str]
+
+
+@dataclass
 class FakeStacksApi:
     pages: list[list[Job]] = field(default_factory=list)
     paused: bool = False
@@ -85,9 +91,29 @@ class FakeStacksApi:
         )
 
     jobs_data: dict[str, JobData] = field(default_factory=dict)
+    states: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, tuple[str, int]] = field(default_factory=dict)
+    notifications: list[tuple[str, str]] = field(default_factory=list)
+    notify_error: Exception | None = None
 
     def get_job(self, *, stack_key: str, job_uuid: str) -> JobData:
+        if job_uuid not in self.jobs_data:
+            raise JobGoneError(f"job {job_uuid} not found")
         return self.jobs_data[job_uuid]
+
+    def get_job_states(self, *, stack_key: str, job_uuids: Sequence[str]) -> States:
+        return States({u: self.states[u] for u in job_uuids if u in self.states})
+
+    def fail_job(
+        self, *, stack_key: str, job_uuid: str, detail: str, exit_status: int = -1
+    ) -> None:
+        assert job_uuid not in self.failed, "a job is finished at most once"
+        self.failed[job_uuid] = (detail, exit_status)
+
+    def create_stack_notification(self, *, stack_key: str, job_uuid: str, detail: str) -> None:
+        if self.notify_error:
+            raise self.notify_error
+        self.notifications.append((job_uuid, detail))
 
 
 @dataclass
@@ -114,10 +140,20 @@ class FakeLaunchQueue:
 class FakeTasks:
     running: int = 0
     launched: list[LaunchSpec] = field(default_factory=list)
+    # errors raised by the next run() calls, in order
+    errors: list[Exception] = field(default_factory=list)
+    existing: dict[str, str] = field(default_factory=dict)  # group -> task arn
 
     def run(self, spec: LaunchSpec) -> str:
+        if self.errors:
+            raise self.errors.pop(0)
         self.launched.append(spec)
-        return f"arn:aws:ecs:us-east-1:123456789012:task/bk/{len(self.launched)}"
+        arn = f"arn:aws:ecs:us-east-1:123456789012:task/bk/t{len(self.launched)}"
+        self.existing[spec.group] = arn
+        return arn
+
+    def find_task_of_job(self, *, cluster: str, started_by: str, group: str) -> str | None:
+        return self.existing.get(group)
 
     def count_in_flight(self, *, cluster: str, started_by: str) -> int:
         return self.running

@@ -39,6 +39,23 @@ class Capacity(StrEnum):
     SPOT = "FARGATE_SPOT"
 
 
+class CapacityStrategy(StrEnum):
+    """The operator's choice; spot-with-fallback retries on on-demand when Spot has no
+    capacity, instead of waiting for Spot to come back."""
+
+    ON_DEMAND = "on-demand"
+    SPOT = "spot"
+    SPOT_WITH_FALLBACK = "spot-with-fallback"
+
+    def first_capacity(self) -> Capacity:
+        return Capacity.ON_DEMAND if self is CapacityStrategy.ON_DEMAND else Capacity.SPOT
+
+    def fallback(self, after: Capacity) -> Capacity | None:
+        if self is CapacityStrategy.SPOT_WITH_FALLBACK and after is Capacity.SPOT:
+            return Capacity.ON_DEMAND
+        return None
+
+
 class LaunchRejection(StrEnum):
     """Why a job can never launch as asked; a bounded metric dimension."""
 

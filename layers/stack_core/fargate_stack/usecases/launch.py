@@ -1,0 +1,198 @@
+"""Launch one reserved job: GetJob -> launch spec -> RunTask -> notify.
+
+What happens to the SQS record is decided by the outcome: a returned result acknowledges
+it; a ``TransientError`` leaves it for redelivery (and, after N receives, the DLQ and the
+failure handler). A job that can never launch as asked is failed back to Buildkite here,
+with the reason, so its build does not wait for a reservation to expire.
+
+No double launch: the composition root wraps ``launch`` in Powertools idempotency keyed by
+the job uuid (duplicate and concurrent deliveries); a *redelivered* message (the launcher
+may have crashed after RunTask) first looks for the job's task in ECS; and RunTask's
+client token, derived from the job uuid, makes ECS itself refuse a second task for 24 h.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fargate_stack.domain.launch import (
+    Capacity,
+    CapacityStrategy,
+    LaunchConfig,
+    LaunchRejectedError,
+    LaunchSpec,
+    build_launch_spec,
+)
+from fargate_stack.domain.task_identity import started_by, task_group
+from fargate_stack.errors import (
+    AlreadyLaunchedError,
+    CapacityUnavailableError,
+    JobGoneError,
+    PermanentError,
+    StackError,
+)
+from fargate_stack.models.messages import LaunchMessage
+from fargate_stack.observability import Metric, count, count_by, logger, milliseconds
+from fargate_stack.ports import Clock, StacksApi, TaskRunner
+
+
+class LaunchOutcome(StrEnum):
+    LAUNCHED = "launched"
+    ALREADY_LAUNCHED = "already_launched"
+    FAILED_BACK = "failed_back"
+    JOB_GONE = "job_gone"
+
+
+class CapacityLabel(StrEnum):
+    SPOT = "spot"
+    ON_DEMAND = "on-demand"
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchOptions:
+    config: LaunchConfig
+    strategy: CapacityStrategy
+
+
+class LaunchJob:
+    def __init__(
+        self, *, api: StacksApi, tasks: TaskRunner, clock: Clock, options: LaunchOptions
+    ) -> None:
+        self._api = api
+        self._tasks = tasks
+        self._clock = clock
+        self._options = options
+
+    def launch(self, message: LaunchMessage, *, redelivered: bool = False) -> dict[str, str]:
+        """Launch the job; the returned dict is what the idempotency record keeps."""
+        job_uuid = str(message.job_uuid)
+        logger.append_keys(job_uuid=job_uuid)
+        try:
+            return self._launch(message, job_uuid, redelivered=redelivered)
+        finally:
+            logger.remove_keys(["job_uuid"])
+
+    def _launch(
+        self, message: LaunchMessage, job_uuid: str, *, redelivered: bool
+    ) -> dict[str, str]:
+        cfg = self._options.config
+        if redelivered:
+            existing = self._tasks.find_task_of_job(
+                cluster=cfg.cluster,
+                started_by=started_by(cfg.stack_key),
+                group=task_group(job_uuid),
+            )
+            if existing:
+                return self._already(existing)
+        try:
+            job = self._api.get_job(stack_key=cfg.stack_key, job_uuid=job_uuid)
+        except JobGoneError:
+            logger.warning("job is gone from Buildkite; nothing to launch")
+            count_by(Metric.LAUNCH_FAILED, "reason", LaunchOutcome.JOB_GONE)
+            return {"outcome": LaunchOutcome.JOB_GONE}
+        try:
+            first = self._spec(message, dict(job.env), self._options.strategy.first_capacity())
+            task_arn, spec = self._run(message, dict(job.env), first)
+        except LaunchRejectedError as exc:
+            return self._fail_back(job_uuid, exc.detail, exc.reason)
+        except AlreadyLaunchedError as exc:
+            return self._already(exc.task_arn or "unknown")
+        except PermanentError as exc:
+            return self._fail_back(job_uuid, exc.detail, exc.reason)
+        return self._launched(message, job_uuid, spec, task_arn)
+
+    def _spec(self, message: LaunchMessage, env: dict[str, str], capacity: Capacity) -> LaunchSpec:
+        return build_launch_spec(
+            self._options.config,
+            job_uuid=str(message.job_uuid),
+            agent_query_rules=message.agent_query_rules,
+            job_env=env,
+            capacity=capacity,
+        )
+
+    def _run(
+        self, message: LaunchMessage, env: dict[str, str], spec: LaunchSpec
+    ) -> tuple[str, LaunchSpec]:
+        """Run the spec; returns the task and the spec that actually ran (after fallback)."""
+        try:
+            return self._tasks.run(spec), spec
+        except CapacityUnavailableError:
+            fallback = self._options.strategy.fallback(spec.capacity)
+            if fallback is None:
+                count_by(Metric.LAUNCH_RETRIED, "reason", _Retry.CAPACITY)
+                raise
+            logger.warning("Fargate Spot has no capacity; falling back to on-demand")
+            count_by(Metric.LAUNCH_RETRIED, "reason", _Retry.SPOT_FALLBACK)
+            on_demand = self._spec(message, env, fallback)
+            return self._tasks.run(on_demand), on_demand
+
+    def _launched(
+        self, message: LaunchMessage, job_uuid: str, ran: LaunchSpec, task_arn: str
+    ) -> dict[str, str]:
+        task_id = task_arn.rsplit("/", 1)[-1]
+        latency_ms = (self._clock.now() - message.scheduled_at).total_seconds() * 1000
+        logger.info(
+            "task started for job",
+            extra={
+                "task_arn": task_arn,
+                "cpu": ran.cpu,
+                "memory": ran.memory,
+                "capacity": str(ran.capacity),
+                "dispatch_latency_ms": round(latency_ms),
+            },
+        )
+        label = CapacityLabel.SPOT if ran.capacity is Capacity.SPOT else CapacityLabel.ON_DEMAND
+        count_by(Metric.TASKS_LAUNCHED, "capacity", label)
+        milliseconds(Metric.DISPATCH_LATENCY, latency_ms)
+        self._notify(job_uuid, f"Fargate task {task_id} starting, {ran.describe()}")
+        return {"outcome": LaunchOutcome.LAUNCHED, "task_arn": task_arn}
+
+    def _already(self, task_arn: str) -> dict[str, str]:
+        logger.info("job already has a task; not launching another", extra={"task_arn": task_arn})
+        count(Metric.LAUNCHES_DUPLICATE)
+        return {"outcome": LaunchOutcome.ALREADY_LAUNCHED, "task_arn": task_arn}
+
+    def _fail_back(self, job_uuid: str, detail: str, reason: str) -> dict[str, str]:
+        cfg = self._options.config
+        logger.warning(
+            "job cannot be launched; failing it back to Buildkite",
+            extra={"reason": reason, "detail": detail},
+        )
+        self._api.fail_job(
+            stack_key=cfg.stack_key,
+            job_uuid=job_uuid,
+            detail=f"Buildkite Fargate Stack could not launch this job: {detail}",
+            exit_status=-1,
+        )
+        count_by(Metric.LAUNCH_FAILED, "reason", _Reason(reason))
+        return {"outcome": LaunchOutcome.FAILED_BACK, "reason": reason}
+
+    def _notify(self, job_uuid: str, detail: str) -> None:
+        """Best effort: a lost notification must never undo a launch."""
+        try:
+            self._api.create_stack_notification(
+                stack_key=self._options.config.stack_key, job_uuid=job_uuid, detail=detail
+            )
+        except StackError as exc:
+            logger.warning("stack notification not sent", extra={"error": str(exc)})
+
+
+class _Retry(StrEnum):
+    CAPACITY = "capacity"
+    SPOT_FALLBACK = "spot_fallback"
+
+
+class _Reason(StrEnum):
+    """Bounded launch failure reasons (LaunchRejection values plus ECS refusals)."""
+
+    SIZE_NOT_ALLOWED = "size_not_allowed"
+    INVALID_SIZE = "invalid_task_size"
+    TASK_DEFINITION_NOT_ALLOWED = "task_definition_not_allowed"
+    OVERRIDES_TOO_LARGE = "overrides_too_large"
+    ECS_REJECTED = "ecs_rejected"
+    OTHER = "other"
+
+    @classmethod
+    def _missing_(cls, value: object) -> _Reason:
+        return cls.OTHER

@@ -1,0 +1,152 @@
+"""The launch use case: one task per job, fallbacks, and failing back what cannot run."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from fargate_stack.domain.launch import Capacity, CapacityStrategy, LaunchConfig
+from fargate_stack.errors import (
+    AlreadyLaunchedError,
+    CapacityUnavailableError,
+    PermanentError,
+    TransientError,
+)
+from fargate_stack.models.messages import LaunchMessage
+from fargate_stack.usecases.launch import LaunchJob, LaunchOptions
+from tests.unit.usecases.fakes import T0, FakeClock, FakeStacksApi, FakeTasks, JobData
+
+CONFIG = LaunchConfig(
+    stack_key="fargate-prod",
+    queue_key="fargate",
+    cluster="bk",
+    task_definition="bk-agent",
+    container_name="agent",
+    default_cpu=1024,
+    default_memory=2048,
+    subnets=["subnet-1"],
+    security_groups=["sg-1"],
+    assign_public_ip=False,
+)
+
+
+def message(rules: list[str] | None = None) -> LaunchMessage:
+    return LaunchMessage(
+        job_uuid=uuid.uuid4(),
+        stack_key="fargate-prod",
+        scheduled_at=T0 - timedelta(seconds=3),
+        reserved_at=T0 - timedelta(seconds=1),
+        reservation_expires_at=T0 + timedelta(seconds=899),
+        agent_query_rules=rules or ["queue=fargate"],
+    )
+
+
+def world(
+    msg: LaunchMessage, strategy: CapacityStrategy = CapacityStrategy.SPOT
+) -> tuple[LaunchJob, FakeStacksApi, FakeTasks]:
+    api = FakeStacksApi()
+    job_uuid = str(msg.job_uuid)
+    api.jobs_data[job_uuid] = JobData(job_uuid, {"BUILDKITE_PIPELINE_SLUG": "app"}, "make")
+    tasks = FakeTasks()
+    launcher = LaunchJob(
+        api=api, tasks=tasks, clock=FakeClock(), options=LaunchOptions(CONFIG, strategy)
+    )
+    return launcher, api, tasks
+
+
+def test_launches_one_task_and_notifies_the_job() -> None:
+    msg = message()
+    launcher, api, tasks = world(msg)
+    result = launcher.launch(msg)
+    assert result["outcome"] == "launched"
+    (spec,) = tasks.launched
+    assert spec.job_uuid == str(msg.job_uuid)
+    assert spec.capacity is Capacity.SPOT
+    assert api.notifications == [
+        (str(msg.job_uuid), "Fargate task t1 starting, 1024 CPU units / 2048 MiB, spot")
+    ]
+
+
+def test_spot_without_capacity_falls_back_to_on_demand() -> None:
+    msg = message()
+    launcher, _, tasks = world(msg, CapacityStrategy.SPOT_WITH_FALLBACK)
+    tasks.errors = [CapacityUnavailableError("Capacity is unavailable")]
+    result = launcher.launch(msg)
+    assert result["outcome"] == "launched"
+    (spec,) = tasks.launched
+    assert spec.capacity is Capacity.ON_DEMAND
+    assert spec.client_token.endswith("-od")
+
+
+def test_spot_only_waits_for_capacity() -> None:
+    msg = message()
+    launcher, api, tasks = world(msg, CapacityStrategy.SPOT)
+    tasks.errors = [CapacityUnavailableError("Capacity is unavailable")]
+    with pytest.raises(CapacityUnavailableError):
+        launcher.launch(msg)
+    assert tasks.launched == []
+    assert api.failed == {}
+
+
+def test_transient_errors_propagate_for_redelivery() -> None:
+    msg = message()
+    launcher, api, tasks = world(msg)
+    tasks.errors = [TransientError("Rate exceeded")]
+    with pytest.raises(TransientError):
+        launcher.launch(msg)
+    assert api.failed == {}
+
+
+def test_an_impossible_size_is_failed_back_with_the_reason() -> None:
+    msg = message(["queue=fargate", "cpu=4096"])
+    launcher, api, tasks = world(msg)
+    result = launcher.launch(msg)
+    assert result == {"outcome": "failed_back", "reason": "size_not_allowed"}
+    detail, exit_status = api.failed[str(msg.job_uuid)]
+    assert "does not allow jobs to choose their size" in detail
+    assert exit_status == -1
+    assert tasks.launched == []
+
+
+def test_ecs_refusal_is_failed_back() -> None:
+    msg = message()
+    launcher, api, tasks = world(msg)
+    tasks.errors = [PermanentError("ECS refused (ClientException)", reason="ecs_rejected")]
+    assert launcher.launch(msg)["outcome"] == "failed_back"
+    assert "ClientException" in api.failed[str(msg.job_uuid)][0]
+
+
+def test_a_gone_job_is_neither_launched_nor_failed() -> None:
+    msg = message()
+    launcher, api, tasks = world(msg)
+    api.jobs_data.clear()
+    assert launcher.launch(msg) == {"outcome": "job_gone"}
+    assert tasks.launched == []
+    assert api.failed == {}
+
+
+def test_redelivery_after_a_crash_finds_the_task_instead_of_starting_another() -> None:
+    msg = message()
+    launcher, _, tasks = world(msg)
+    first = launcher.launch(msg)
+    again = launcher.launch(msg, redelivered=True)
+    assert again == {"outcome": "already_launched", "task_arn": first["task_arn"]}
+    assert len(tasks.launched) == 1
+
+
+def test_ecs_conflict_on_the_client_token_is_a_duplicate_not_a_failure() -> None:
+    msg = message()
+    launcher, api, tasks = world(msg)
+    tasks.errors = [AlreadyLaunchedError("arn:aws:ecs:us-east-1:123456789012:task/bk/x")]
+    assert launcher.launch(msg)["outcome"] == "already_launched"
+    assert api.failed == {}
+
+
+def test_a_failed_notification_does_not_undo_the_launch() -> None:
+    msg = message()
+    launcher, api, tasks = world(msg)
+    api.notify_error = TransientError("503")
+    assert launcher.launch(msg)["outcome"] == "launched"
+    assert len(tasks.launched) == 1
