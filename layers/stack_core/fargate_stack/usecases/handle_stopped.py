@@ -1,0 +1,107 @@
+"""When a task stopped, or a launch gave up, tell Buildkite if the job never ran.
+
+FailJob only for jobs the agent never took (DESIGN invariant 3): the job state decides,
+not the task. Only STOPPED events are acted on and STOPPED is final, so duplicate and
+out-of-order events (aws-facts.md §B.7) need no ordering by ``detail.version``: the first
+STOPPED event fails the job, and every later one finds it ``finished`` and leaves it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fargate_stack.domain.task_identity import job_uuid_of_task
+from fargate_stack.domain.triage import triage
+from fargate_stack.errors import JobGoneError, PermanentError
+from fargate_stack.models.ecs import TaskStateChangeEvent
+from fargate_stack.models.messages import LaunchMessage
+from fargate_stack.observability import Metric, count_by, logger
+from fargate_stack.ports import StacksApi
+
+# Job states in which no agent has the job (reference stacks-api.md §3.6 and §6).
+NEVER_TAKEN_STATES = frozenset({"scheduled", "reserved"})
+
+
+class Ignored(StrEnum):
+    """Why a stop (or DLQ record) led to no FailJob; a bounded metric dimension."""
+
+    NOT_STOPPED = "not_stopped"
+    NOT_OURS = "not_ours"
+    JOB_NOT_ACQUIRABLE = "job_not_acquirable"
+    AGENT_TOOK_JOB = "agent_took_job"
+    ALREADY_FINISHED = "already_finished"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    job_uuid: str | None
+    failed: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"job_uuid": self.job_uuid, "failed": self.failed, "reason": self.reason}
+
+
+class LaunchGaveUp(StrEnum):
+    REASON = "launch_gave_up"
+
+
+class HandleStopped:
+    def __init__(self, *, api: StacksApi, stack_key: str, agent_container: str) -> None:
+        self._api = api
+        self._stack_key = stack_key
+        self._agent_container = agent_container
+
+    def on_task_stopped(self, event: TaskStateChangeEvent) -> Decision:
+        detail = event.detail
+        if detail.last_status != "STOPPED":
+            return self._ignore(None, Ignored.NOT_STOPPED)
+        job_uuid = job_uuid_of_task(
+            stack_key=self._stack_key,
+            started_by_value=detail.started_by,
+            group=detail.group,
+            environment=detail.environment_of(self._agent_container),
+        )
+        if job_uuid is None:
+            return self._ignore(None, Ignored.NOT_OURS, task_arn=event.task_arn)
+        result = triage(event.stopped_task(self._agent_container))
+        if not result.may_fail_job:
+            return self._ignore(job_uuid, Ignored.JOB_NOT_ACQUIRABLE, task_arn=event.task_arn)
+        return self._fail_if_never_taken(job_uuid, result.detail, result.reason)
+
+    def on_launch_gave_up(self, message: LaunchMessage, receive_count: int) -> Decision:
+        detail = (
+            f"The stack could not start a Fargate task for this job after {receive_count} "
+            "attempts (throttling, capacity or an AWS error; the launcher's logs have each "
+            "attempt's error)."
+        )
+        return self._fail_if_never_taken(str(message.job_uuid), detail, LaunchGaveUp.REASON)
+
+    def _fail_if_never_taken(self, job_uuid: str, detail: str, reason: StrEnum) -> Decision:
+        states = self._api.get_job_states(stack_key=self._stack_key, job_uuids=[job_uuid])
+        state = states.states.get(job_uuid, "")
+        if state not in NEVER_TAKEN_STATES:
+            return self._ignore(job_uuid, Ignored.AGENT_TOOK_JOB, state=state or "unknown")
+        try:
+            self._api.fail_job(
+                stack_key=self._stack_key,
+                job_uuid=job_uuid,
+                detail=f"Buildkite Fargate Stack: {detail}",
+                exit_status=-1,
+            )
+        except (JobGoneError, PermanentError) as exc:
+            # A duplicate event or another handler got there first (finish is at most once).
+            return self._ignore(job_uuid, Ignored.ALREADY_FINISHED, error=str(exc))
+        logger.warning(
+            "job failed back to Buildkite: its task never ran it",
+            extra={"job_uuid": job_uuid, "reason": str(reason), "detail": detail, "state": state},
+        )
+        count_by(Metric.JOBS_FAILED, "reason", reason)
+        return Decision(job_uuid=job_uuid, failed=True, reason=str(reason))
+
+    @staticmethod
+    def _ignore(job_uuid: str | None, why: Ignored, **extra: object) -> Decision:
+        logger.info("no FailJob", extra={"job_uuid": job_uuid, "why": str(why), **extra})
+        count_by(Metric.STOPS_IGNORED, "why", why)
+        return Decision(job_uuid=job_uuid, failed=False, reason=str(why))

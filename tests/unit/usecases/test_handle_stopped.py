@@ -1,0 +1,112 @@
+"""Failure handling on published ECS events (a job uuid added, as the samples carry none):
+FailJob only when the job was never taken, once, with a reason a developer can act on."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fargate_stack.models.ecs import TaskStateChangeEvent
+from fargate_stack.models.messages import LaunchMessage
+from fargate_stack.usecases.handle_stopped import HandleStopped
+from tests.unit.usecases.fakes import T0, FakeStacksApi
+
+PUBLISHED = Path(__file__).resolve().parents[3] / "events" / "published"
+STACK = "fargate-prod"
+
+
+def ours(name: str, agent: str, job_uuid: str) -> TaskStateChangeEvent:
+    """A published event made into one of this stack's tasks for ``job_uuid``."""
+    data: dict[str, Any] = json.loads((PUBLISHED / name).read_text())
+    data = copy.deepcopy(data)
+    data["detail"]["startedBy"] = STACK
+    data["detail"]["group"] = f"buildkite-job:{job_uuid}"
+    for container in data["detail"]["containers"]:
+        if container["name"] == agent:
+            container["name"] = "agent"
+    return TaskStateChangeEvent.model_validate(data)
+
+
+def handler(states: dict[str, str]) -> tuple[HandleStopped, FakeStacksApi]:
+    api = FakeStacksApi(states=states)
+    return HandleStopped(api=api, stack_key=STACK, agent_container="agent"), api
+
+
+@pytest.mark.parametrize(
+    ("name", "agent", "phrase"),
+    [
+        ("ecs-stopped-oom.json", "forms-perf-test", "ran out of memory"),
+        ("ecs-stopped-resource-init-secret.json", "forms-perf-test", "could not read its secrets"),
+        ("ecs-stopped-essential-exit-nonzero.json", "kaniko", "exited with code 1"),
+        ("ecs-stopped-user-initiated.json", "Nginx", "stopped by a user"),
+    ],
+)
+@pytest.mark.parametrize("state", ["scheduled", "reserved"])
+def test_a_job_never_taken_is_failed_with_the_reason(
+    name: str, agent: str, phrase: str, state: str
+) -> None:
+    job = str(uuid.uuid4())
+    use_case, api = handler({job: state})
+    decision = use_case.on_task_stopped(ours(name, agent, job))
+    assert decision.failed
+    detail, exit_status = api.failed[job]
+    assert phrase in detail
+    assert exit_status == -1
+
+
+@pytest.mark.parametrize("state", ["assigned", "accepted", "running", "finished", "canceled", ""])
+def test_a_job_the_agent_took_is_left_alone(state: str) -> None:
+    job = str(uuid.uuid4())
+    use_case, api = handler({job: state} if state else {})
+    decision = use_case.on_task_stopped(ours("ecs-stopped-oom.json", "forms-perf-test", job))
+    assert not decision.failed
+    assert decision.reason == "agent_took_job"
+    assert api.failed == {}
+
+
+def test_exit_27_is_never_failed_even_if_the_job_looks_untaken() -> None:
+    job = str(uuid.uuid4())
+    event = ours("ecs-stopped-essential-exit-nonzero.json", "kaniko", job)
+    event.detail.containers[0].exit_code = 27
+    use_case, api = handler({job: "reserved"})
+    assert use_case.on_task_stopped(event).reason == "job_not_acquirable"
+    assert api.failed == {}
+
+
+def test_duplicate_and_late_events_fail_the_job_once() -> None:
+    job = str(uuid.uuid4())
+    use_case, api = handler({job: "reserved"})
+    stopped = ours("ecs-stopped-essential-exit-nonzero.json", "kaniko", job)
+    earlier = ours("ecs-deprovisioning-with-stopcode.json", "kaniko", job)
+    assert use_case.on_task_stopped(stopped).failed
+    api.states[job] = "finished"  # what Buildkite says after the finish
+    assert not use_case.on_task_stopped(stopped).failed
+    assert use_case.on_task_stopped(earlier).reason == "not_stopped"
+    assert len(api.failed) == 1
+
+
+def test_tasks_of_other_stacks_and_plain_samples_are_not_ours() -> None:
+    use_case, api = handler({})
+    data = json.loads((PUBLISHED / "ecs-stopped-oom.json").read_text())
+    assert use_case.on_task_stopped(TaskStateChangeEvent.model_validate(data)).reason == "not_ours"
+    assert api.failed == {}
+
+
+def test_dlq_record_fails_a_job_still_waiting() -> None:
+    job = uuid.uuid4()
+    use_case, api = handler({str(job): "reserved"})
+    message = LaunchMessage(
+        job_uuid=job,
+        stack_key=STACK,
+        scheduled_at=T0,
+        reserved_at=T0,
+        reservation_expires_at=T0 + timedelta(seconds=900),
+    )
+    assert use_case.on_launch_gave_up(message, receive_count=5).failed
+    assert "after 5 attempts" in api.failed[str(job)][0]
