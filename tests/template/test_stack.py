@@ -1,0 +1,242 @@
+"""Given the translated template, the properties the product's invariants rely on hold:
+redrive to a DLQ, partial batch failures, one poller, least-privilege IAM, settings that
+validate, and a dashboard body that is valid JSON once substituted."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+import pytest
+
+from fargate_stack.settings import (
+    FailureHandlerSettings,
+    LauncherSettings,
+    PollerSettings,
+)
+
+Template = dict[str, Any]
+
+
+def resources(cfn: Template, type_name: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in cfn["Resources"].items() if v["Type"] == type_name}
+
+
+def props(cfn: Template, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = cfn["Resources"][name]["Properties"]
+    return result
+
+
+def statements(cfn: Template, role: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for policy in props(cfn, role).get("Policies", []):
+        found += policy["PolicyDocument"]["Statement"]
+    return found
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_every_function_is_python312_on_arm64(cfn_template: Template) -> None:
+    functions = resources(cfn_template, "AWS::Lambda::Function")
+    assert set(functions) == {"PollerFunction", "LauncherFunction", "FailureHandlerFunction"}
+    for fn in functions.values():
+        assert fn["Properties"]["Runtime"] == "python3.12"
+        assert fn["Properties"]["Architectures"] == ["arm64"]
+        assert fn["Properties"]["LoggingConfig"]["LogGroup"]
+
+
+def test_log_groups_have_retention(cfn_template: Template) -> None:
+    for group in resources(cfn_template, "AWS::Logs::LogGroup").values():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_launch_queue_redrives_to_a_dlq_and_outlasts_the_launcher(cfn_template: Template) -> None:
+    queue = props(cfn_template, "LaunchQueue")
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["LaunchDeadLetterQueue", "Arn"]
+    }
+    timeout = props(cfn_template, "LauncherFunction")["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    # The DLQ itself parks what its consumer cannot parse instead of dropping it.
+    dlq = props(cfn_template, "LaunchDeadLetterQueue")
+    assert dlq["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["ParkedQueue", "Arn"]}
+    dlq_timeout = props(cfn_template, "FailureHandlerFunction")["Timeout"]
+    assert dlq["VisibilityTimeout"] >= 3 * dlq_timeout
+
+
+def test_sqs_consumers_report_partial_batch_failures(cfn_template: Template) -> None:
+    mappings = resources(cfn_template, "AWS::Lambda::EventSourceMapping")
+    assert set(mappings) == {"LauncherFunctionLaunches", "FailureHandlerFunctionGaveUp"}
+    for mapping in mappings.values():
+        assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    launcher = mappings["LauncherFunctionLaunches"]["Properties"]
+    assert launcher["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "LauncherMaxConcurrency"}}
+
+
+def test_one_poller_on_an_unnamed_schedule(cfn_template: Template) -> None:
+    assert props(cfn_template, "PollerFunction")["ReservedConcurrentExecutions"] == 1
+    (schedule,) = resources(cfn_template, "AWS::Scheduler::Schedule").values()
+    assert "Name" not in schedule["Properties"]
+    assert schedule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    invoke = props(cfn_template, "PollerFunctionEventInvokeConfig")
+    assert invoke["MaximumEventAgeInSeconds"] <= 120
+
+
+def test_task_stopped_rule_sees_only_this_stacks_stopped_tasks(cfn_template: Template) -> None:
+    rule = props(cfn_template, "FailureHandlerFunctionTaskStopped")
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.ecs"]
+    assert pattern["detail-type"] == ["ECS Task State Change"]
+    assert pattern["detail"]["lastStatus"] == ["STOPPED"]
+    assert pattern["detail"]["startedBy"] == [{"Ref": "StackKey"}]
+    (target,) = rule["Targets"]
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert "DeadLetterConfig" in target
+
+
+def test_run_task_is_scoped_to_the_stacks_task_definition_and_cluster(
+    cfn_template: Template,
+) -> None:
+    run = [
+        s for s in statements(cfn_template, "LauncherFunctionRole") if s["Action"] == "ecs:RunTask"
+    ]
+    (statement,) = run
+    assert "task-definition/${AWS::StackName}-agent:*" in statement["Resource"]["Fn::Sub"]
+    assert "ecs:cluster" in statement["Condition"]["ArnEquals"]
+
+
+def test_pass_role_only_for_the_two_task_roles_and_only_to_ecs_tasks(
+    cfn_template: Template,
+) -> None:
+    found = []
+    for role in resources(cfn_template, "AWS::IAM::Role"):
+        found += [
+            (role, s)
+            for s in statements(cfn_template, role)
+            if "iam:PassRole" in as_list(s["Action"])
+        ]
+    ((role, statement),) = found
+    assert role == "LauncherFunctionRole"
+    assert statement["Resource"] == [
+        {"Fn::GetAtt": ["AgentExecutionRole", "Arn"]},
+        {"Fn::GetAtt": ["AgentTaskRole", "Arn"]},
+    ]
+    assert statement["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    }
+
+
+def test_secrets_are_readable_only_by_who_needs_them(cfn_template: Template) -> None:
+    readers: dict[str, list[Any]] = {}
+    for role in resources(cfn_template, "AWS::IAM::Role"):
+        for s in statements(cfn_template, role):
+            if "secretsmanager:GetSecretValue" in as_list(s["Action"]):
+                readers.setdefault(role, []).append(s["Resource"])
+    assert set(readers) == {
+        "PollerFunctionRole",
+        "LauncherFunctionRole",
+        "FailureHandlerFunctionRole",
+        "AgentExecutionRole",
+    }
+    assert readers["AgentExecutionRole"] == [{"Ref": "AgentTokenSecretArn"}]
+    for role in ("PollerFunctionRole", "LauncherFunctionRole", "FailureHandlerFunctionRole"):
+        (resource,) = readers[role]
+        assert resource["Fn::Sub"][1] == {"secretArn": {"Ref": "ClusterTokenSecretArn"}}
+    # The job's own code (task role) can read nothing.
+    assert statements(cfn_template, "AgentTaskRole") == []
+
+
+def test_no_wildcard_resource_without_a_cluster_condition(cfn_template: Template) -> None:
+    for role in resources(cfn_template, "AWS::IAM::Role"):
+        for s in statements(cfn_template, role):
+            if s.get("Resource") == "*":
+                assert set(as_list(s["Action"])) <= {"ecs:ListTasks", "ecs:DescribeTasks"}, s
+                assert "ecs:cluster" in s["Condition"]["ArnEquals"], s
+
+
+def test_the_agent_token_comes_from_the_task_definition_secrets(cfn_template: Template) -> None:
+    (container,) = props(cfn_template, "AgentTaskDefinition")["ContainerDefinitions"]
+    assert container["Secrets"] == [
+        {"Name": "BUILDKITE_AGENT_TOKEN", "ValueFrom": {"Ref": "AgentTokenSecretArn"}}
+    ]
+    env_names = {e["Name"] for e in container["Environment"]}
+    assert "BUILDKITE_AGENT_TOKEN" not in env_names
+
+
+def _resolve(value: Any, params: dict[str, str]) -> str:
+    """Stand in for CloudFormation: parameters by their defaults, resources by a name."""
+    if isinstance(value, str | int | float):
+        return str(value)
+    if "Ref" in value:
+        return str(params.get(value["Ref"], f"{value['Ref']}-physical-id"))
+    if "Fn::If" in value:
+        return _resolve(value["Fn::If"][1], params)
+    if "Fn::Join" in value:
+        sep, items = value["Fn::Join"]
+        return str(sep).join(_resolve(i, params) for i in as_list(items))
+    if "Fn::GetAtt" in value:
+        return "-".join(str(part) for part in value["Fn::GetAtt"])
+    raise AssertionError(f"unexpected intrinsic {value}")
+
+
+SAMPLE_PARAMETERS = {
+    "ClusterTokenSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk-AbCdEf",
+    "AgentTokenSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk-AbCdEf",
+    "Subnets": "subnet-0123456789abcdef0",
+    "SecurityGroups": "sg-0123456789abcdef0",
+}
+
+
+@pytest.mark.parametrize(
+    ("function", "model"),
+    [
+        ("PollerFunction", PollerSettings),
+        ("LauncherFunction", LauncherSettings),
+        ("FailureHandlerFunction", FailureHandlerSettings),
+    ],
+)
+def test_the_template_sets_every_setting_a_function_needs(
+    cfn_template: Template, monkeypatch: pytest.MonkeyPatch, function: str, model: type[Any]
+) -> None:
+    params = {k: str(v.get("Default", "")) for k, v in cfn_template["Parameters"].items()}
+    params |= SAMPLE_PARAMETERS
+    env = props(cfn_template, function)["Environment"]["Variables"]
+    for name in list(os.environ):
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, _resolve(value, params))
+    settings = model()
+    assert settings.stack_key == "fargate"
+
+
+def test_dashboard_body_is_valid_json_after_substitution(cfn_template: Template) -> None:
+    body, variables = props(cfn_template, "Dashboard")["DashboardBody"]["Fn::Sub"]
+    names = set(re.findall(r"\$\{([^}!]+)\}", body))
+    known = set(cfn_template["Parameters"]) | set(variables) | set(cfn_template["Resources"])
+    assert names - known <= {"AWS::Region"}, names - known
+    substituted = re.sub(r"\$\{([^}!]+)\}", lambda m: f"sub-{m.group(1)}", body)
+    dashboard = json.loads(substituted)
+    assert dashboard["widgets"]
+    for widget in dashboard["widgets"]:
+        assert widget["x"] + widget["width"] <= 24
+        assert widget["type"] in {"metric", "text"}
+    titles = " ".join(w["properties"].get("title", "") for w in dashboard["widgets"])
+    for must in ("latency", "queue", "Lambda errors", "failures", "Running tasks", "funnel"):
+        assert must in titles
+
+
+def test_alarms_cover_the_runbook(cfn_template: Template) -> None:
+    alarms = resources(cfn_template, "AWS::CloudWatch::Alarm")
+    assert {
+        "DeadLetterAlarm",
+        "PollerErrorsAlarm",
+        "PollerNotRunningAlarm",
+        "LaunchFailureRateAlarm",
+        "OldestLaunchAlarm",
+    } <= set(alarms)
+    for alarm in alarms.values():
+        assert "docs/operations.md#" in alarm["Properties"]["AlarmDescription"]
