@@ -44,3 +44,15 @@ class AlreadyLaunchedError(StackError):
 
 class JobGoneError(StackError):
     """Buildkite no longer knows the job (404): nothing to launch and nothing to fail."""
+
+
+class RateLimitedError(TransientError):
+    """Buildkite said slow down; ``retry_after`` is its wait in seconds, when it gave one."""
+
+    def __init__(self, message: str, *, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StackNotRegisteredError(TransientError):
+    """Buildkite does not know the stack key (e.g. it was cleaned up); register again."""

@@ -9,14 +9,16 @@ for its reservation to expire (it then returns to ``scheduled`` and is listed ag
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from uuid import UUID
 
 from fargate_stack.domain.rules import SkipReason, StackTags, match_rules
 from fargate_stack.domain.selection import order_for_reservation, within_capacity
 from fargate_stack.domain.task_identity import started_by
+from fargate_stack.errors import RateLimitedError, StackNotRegisteredError, TransientError
 from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.observability import Metric, count, count_by, logger, milliseconds
 from fargate_stack.ports import Clock, LaunchQueue, ListedJob, StacksApi, TaskRunner
@@ -231,3 +233,62 @@ class PollJobs:
         count(Metric.JOBS_ENQUEUED, summary.enqueued)
         count(Metric.ENQUEUE_FAILED, summary.enqueue_failed)
         milliseconds(Metric.POLL_DURATION, summary.duration_ms)
+
+
+class PollError(StrEnum):
+    """Why a poll failed; a bounded metric dimension."""
+
+    TRANSIENT = "transient"
+    RATE_LIMITED = "rate_limited"
+    NOT_REGISTERED = "not_registered"
+
+
+@dataclass(frozen=True, slots=True)
+class LoopTiming:
+    interval_seconds: float
+    safety_margin_seconds: float
+
+
+def run_polls(
+    poller: PollJobs,
+    clock: Clock,
+    timing: LoopTiming,
+    remaining_seconds: Callable[[], float],
+    *,
+    registered: bool,
+) -> list[PollSummary]:
+    """Poll every ``interval`` until ``safety_margin`` before the invocation must end.
+
+    A scheduled invocation arrives once a minute, but a job should wait seconds; so one
+    invocation polls many times. Errors never end the loop early: a transient error waits
+    (at least the server's Retry-After) and polls again; only errors a retry cannot fix
+    (configuration, auth) propagate and fail the invocation, which the alarms report.
+    """
+    summaries: list[PollSummary] = []
+    needs_register = not registered
+    while True:
+        started = clock.monotonic()
+        wait = timing.interval_seconds
+        try:
+            if needs_register:
+                poller.register()
+                needs_register = False
+            summaries.append(poller.poll_once())
+        except StackNotRegisteredError:
+            logger.warning("Buildkite does not know this stack; registering again")
+            count_by(Metric.POLL_ERRORS, "kind", PollError.NOT_REGISTERED)
+            needs_register = True
+        except RateLimitedError as exc:
+            logger.warning(
+                "Stacks API rate limit; slowing down", extra={"retry_after": exc.retry_after}
+            )
+            count_by(Metric.POLL_ERRORS, "kind", PollError.RATE_LIMITED)
+            wait = max(wait, exc.retry_after or 0)
+        except TransientError as exc:
+            logger.warning("poll failed; trying again next interval", extra={"error": str(exc)})
+            count_by(Metric.POLL_ERRORS, "kind", PollError.TRANSIENT)
+        elapsed = clock.monotonic() - started
+        sleep_for = max(0.0, wait - elapsed)
+        if remaining_seconds() - sleep_for <= timing.safety_margin_seconds:
+            return summaries
+        clock.sleep(sleep_for)

@@ -1,0 +1,103 @@
+"""The poll loop: many polls per invocation, stopping before the deadline, slowing down
+on rate limits, re-registering a forgotten stack, and surviving transient errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from fargate_stack.domain.rules import StackTags
+from fargate_stack.errors import (
+    ConfigurationError,
+    RateLimitedError,
+    StackNotRegisteredError,
+    TransientError,
+)
+from fargate_stack.usecases.poll import LoopTiming, PollConfig, PollJobs, run_polls
+from tests.unit.usecases.fakes import FakeClock, FakeLaunchQueue, FakeStacksApi, FakeTasks, Page
+
+CONFIG = PollConfig(
+    stack_key="s",
+    queue_key="fargate",
+    tags=StackTags.from_config("fargate", {}),
+    page_size=100,
+    max_pages=1,
+    reservation_expiry_seconds=900,
+    max_in_flight=0,
+    cluster="bk",
+)
+
+
+class FlakyApi(FakeStacksApi):
+    """Raises the queued errors from the listing, one per poll, then behaves."""
+
+    def __init__(self, errors: list[Exception]) -> None:
+        super().__init__(pages=[[]])
+        self.errors = errors
+        self.list_calls = 0
+
+    def iter_scheduled_jobs(
+        self, *, stack_key: str, queue_key: str, page_size: int | None, max_pages: int | None
+    ) -> Iterator[Page]:
+        self.list_calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return super().iter_scheduled_jobs(
+            stack_key=stack_key, queue_key=queue_key, page_size=page_size, max_pages=max_pages
+        )
+
+
+def run(api: FakeStacksApi, budget: float = 60, registered: bool = True):
+    clock = FakeClock()
+    poller = PollJobs(
+        api=api, queue=FakeLaunchQueue(), tasks=FakeTasks(), clock=clock, config=CONFIG
+    )
+    summaries = run_polls(
+        poller,
+        clock,
+        LoopTiming(interval_seconds=2, safety_margin_seconds=10),
+        lambda: budget - clock.mono,
+        registered=registered,
+    )
+    return summaries, clock
+
+
+def test_polls_every_interval_until_the_safety_margin() -> None:
+    summaries, clock = run(FakeStacksApi(pages=[[]]), budget=60)
+    # 60 s budget, 10 s margin, 2 s interval: polls at t=0,2,...,48 then stops.
+    assert len(summaries) == 25
+    assert clock.mono <= 50
+    assert set(clock.slept) == {2}
+
+
+def test_registers_first_when_the_container_is_new() -> None:
+    api = FakeStacksApi(pages=[[]])
+    run(api, budget=15, registered=False)
+    assert api.registered == [{"key": "s", "type": "custom", "queue_key": "fargate"}]
+
+
+def test_rate_limit_waits_the_servers_retry_after() -> None:
+    api = FlakyApi([RateLimitedError("429", retry_after=7.0)])
+    summaries, clock = run(api, budget=30)
+    assert clock.slept[0] == 7.0
+    assert api.list_calls == len(summaries) + 1
+
+
+def test_transient_errors_do_not_end_the_loop() -> None:
+    api = FlakyApi([TransientError("503"), TransientError("connection reset")])
+    summaries, _ = run(api, budget=30)
+    assert api.list_calls == len(summaries) + 2
+    assert len(summaries) > 0
+
+
+def test_a_forgotten_stack_is_registered_again() -> None:
+    api = FlakyApi([StackNotRegisteredError("404 no stack")])
+    run(api, budget=30)
+    assert len(api.registered) == 1
+
+
+def test_errors_a_retry_cannot_fix_fail_the_invocation() -> None:
+    api = FlakyApi([ConfigurationError("token rejected")])
+    with pytest.raises(ConfigurationError):
+        run(api)
