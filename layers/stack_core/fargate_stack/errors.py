@@ -56,3 +56,7 @@ class RateLimitedError(TransientError):
 
 class StackNotRegisteredError(TransientError):
     """Buildkite does not know the stack key (e.g. it was cleaned up); register again."""
+
+
+class BadInputError(StackError):
+    """An event or message that does not parse; it is logged, counted and kept (DLQ)."""

@@ -1,0 +1,39 @@
+"""Launcher: one Fargate task per SQS record, partial batch failures for retries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from fargate_stack.bootstrap import launcher
+from fargate_stack.intake import parse_launch_message
+from fargate_stack.observability import logger, metrics, tracer
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def launch_record(record: SQSRecord) -> dict[str, str]:
+    logger.set_correlation_id(record.message_id)
+    message = parse_launch_message(record.body, message_id=record.message_id)
+    _, _, launch_once = launcher()
+    redelivered = int(record.attributes.approximate_receive_count) > 1
+    result: dict[str, str] = launch_once(message=message, redelivered=redelivered)
+    return result
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    _, idempotency, _ = launcher()
+    idempotency.register_lambda_context(context)
+    return process_partial_response(
+        event=event, record_handler=launch_record, processor=processor, context=context
+    )

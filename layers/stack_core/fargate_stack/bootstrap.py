@@ -1,0 +1,156 @@
+"""The composition root: the only module that names concrete adapters.
+
+Everything is built once per container, on first use (not at import, so a handler module
+imports fast and tests build their own), from the validated settings.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from botocore.config import Config
+
+from fargate_stack.aws.ecs import EcsTasks
+from fargate_stack.aws.sqs import SqsLaunchQueue
+from fargate_stack.buildkite import BuildkiteStacks
+from fargate_stack.clock import SystemClock
+from fargate_stack.domain.launch import LaunchConfig
+from fargate_stack.domain.rules import StackTags
+from fargate_stack.observability import metrics
+from fargate_stack.settings import (
+    CommonSettings,
+    get_failure_handler_settings,
+    get_launcher_settings,
+    get_poller_settings,
+)
+from fargate_stack.stacksapi import RetryPolicy, StacksClient
+from fargate_stack.usecases.handle_stopped import HandleStopped
+from fargate_stack.usecases.launch import LaunchJob, LaunchOptions
+from fargate_stack.usecases.poll import LoopTiming, PollConfig, PollJobs
+
+STACK_VERSION = "0.1.0"
+# The launch ledger keeps a job's record as long as ECS keeps a RunTask client token
+# (24 h, aws-facts.md §B.2): within that window neither layer starts a second task.
+LEDGER_TTL_SECONDS = 24 * 60 * 60
+# Adaptive retries for AWS calls: throttling backs off instead of failing the record.
+_AWS_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 5})
+
+
+def _token(settings: CommonSettings) -> str:
+    if settings.buildkite_token is not None:
+        return settings.buildkite_token.get_secret_value()
+    # Powertools caches the secret for 5 minutes, so a rotated token is picked up.
+    value = parameters.get_secret(settings.cluster_token_secret_arn)
+    return str(value).strip()
+
+
+def _stacks(settings: CommonSettings) -> BuildkiteStacks:
+    client = StacksClient(
+        _token(settings),
+        base_url=str(settings.buildkite_api_url),
+        user_agent_prefix=f"buildkite-fargate-stack/{STACK_VERSION}",
+        timeout=settings.stacks_api_timeout_seconds,
+        retry=RetryPolicy(),
+    )
+    return BuildkiteStacks(client)
+
+
+def _set_metric_dimensions(settings: CommonSettings) -> None:
+    # One account may run several stacks; the stack key tells their metrics apart.
+    metrics.set_default_dimensions(stack=settings.stack_key)
+
+
+@cache
+def poller() -> tuple[PollJobs, SystemClock, LoopTiming]:
+    settings = get_poller_settings()
+    _set_metric_dimensions(settings)
+    clock = SystemClock()
+    config = PollConfig(
+        stack_key=settings.stack_key,
+        queue_key=settings.queue_key,
+        tags=StackTags.from_config(
+            settings.queue_key, settings.extra_tags, default_queue=settings.default_queue
+        ),
+        page_size=settings.page_size,
+        max_pages=settings.max_pages,
+        reservation_expiry_seconds=settings.reservation_expiry_seconds,
+        max_in_flight=settings.max_in_flight,
+        cluster=settings.ecs_cluster,
+        metadata={
+            "stack_version": STACK_VERSION,
+            "region": boto3.session.Session().region_name or "",
+        },
+    )
+    use_case = PollJobs(
+        api=_stacks(settings),
+        queue=SqsLaunchQueue(settings.launch_queue_url, boto3.client("sqs", config=_AWS_CONFIG)),
+        tasks=EcsTasks(boto3.client("ecs", config=_AWS_CONFIG)),
+        clock=clock,
+        config=config,
+    )
+    timing = LoopTiming(
+        interval_seconds=settings.poll_interval_seconds,
+        safety_margin_seconds=settings.poll_safety_margin_seconds,
+    )
+    return use_case, clock, timing
+
+
+@cache
+def launcher() -> tuple[LaunchJob, IdempotencyConfig, Any]:
+    """The launch use case and its idempotent entry point (keyed by the job uuid)."""
+    settings = get_launcher_settings()
+    _set_metric_dimensions(settings)
+    options = LaunchOptions(
+        config=LaunchConfig(
+            stack_key=settings.stack_key,
+            queue_key=settings.queue_key,
+            cluster=settings.ecs_cluster,
+            task_definition=settings.task_definition,
+            container_name=settings.agent_container_name,
+            default_cpu=settings.default_cpu,
+            default_memory=settings.default_memory,
+            subnets=settings.subnets,
+            security_groups=settings.security_groups,
+            assign_public_ip=settings.assign_public_ip,
+            allow_size_overrides=settings.allow_size_overrides,
+            allowed_task_definitions=settings.task_definition_choices,
+        ),
+        strategy=settings.capacity_strategy,
+    )
+    use_case = LaunchJob(
+        api=_stacks(settings),
+        tasks=EcsTasks(boto3.client("ecs", config=_AWS_CONFIG)),
+        clock=SystemClock(),
+        options=options,
+    )
+    config = IdempotencyConfig(
+        event_key_jmespath="job_uuid", expires_after_seconds=LEDGER_TTL_SECONDS
+    )
+    store = DynamoDBPersistenceLayer(
+        table_name=settings.idempotency_table,
+        boto3_session=boto3.session.Session(),
+        boto_config=_AWS_CONFIG,
+    )
+    launch_once = idempotent_function(
+        data_keyword_argument="message", config=config, persistence_store=store
+    )(use_case.launch)
+    return use_case, config, launch_once
+
+
+@cache
+def failure_handler() -> HandleStopped:
+    settings = get_failure_handler_settings()
+    _set_metric_dimensions(settings)
+    return HandleStopped(
+        api=_stacks(settings),
+        stack_key=settings.stack_key,
+        agent_container=settings.agent_container_name,
+    )

@@ -1,0 +1,52 @@
+"""Parse what arrives at the edge, or say exactly why not.
+
+Bad input must never vanish (DESIGN invariant 5): each failure is logged with the fields
+pydantic names, counted, and raised, so the SQS record fails (and ends in a DLQ) or the
+EventBridge delivery is retried and then dead-lettered. Nothing here drops a record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from fargate_stack.errors import BadInputError
+from fargate_stack.models.ecs import TaskStateChangeEvent
+from fargate_stack.models.messages import LaunchMessage
+from fargate_stack.observability import Metric, count, logger
+
+# Enough of a bad body to recognise it in the logs; never the whole (possibly huge) text.
+_EXCERPT = 200
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    return [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
+
+
+def parse_launch_message(body: str, *, message_id: str) -> LaunchMessage:
+    try:
+        return LaunchMessage.model_validate_json(body)
+    except ValidationError as exc:
+        problems = _problems(exc)
+        logger.error(
+            "launch message rejected; it stays on the queue and will reach the DLQ",
+            extra={"message_id": message_id, "problems": problems, "body": body[:_EXCERPT]},
+        )
+        count(Metric.BAD_MESSAGES)
+        raise BadInputError(f"message {message_id} is not a launch message: {problems}") from None
+
+
+def parse_task_state_change(event: dict[str, Any]) -> TaskStateChangeEvent:
+    try:
+        return TaskStateChangeEvent.model_validate(event)
+    except ValidationError as exc:
+        problems = _problems(exc)
+        logger.error(
+            "event rejected; EventBridge will retry it and then dead-letter it",
+            extra={"event_id": event.get("id"), "problems": problems},
+        )
+        count(Metric.BAD_EVENTS)
+        raise BadInputError(
+            f"event {event.get('id')} is not an ECS Task State Change: {problems}"
+        ) from None
