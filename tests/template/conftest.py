@@ -7,45 +7,15 @@ bad references, runtimes and property values (see ../shared/reference/tooling.md
 
 from __future__ import annotations
 
-import copy
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import cfnlint.api
 import pytest
-from samtranslator.translator.transform import transform
-from samtranslator.yaml_helper import yaml_parse
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "template.yaml"
+from local.template import ROOT, load_sam_template, translate
 
-
-class _NoIamPolicyLoader:
-    """Stands in for the translator's ManagedPolicyLoader so translation never calls IAM."""
-
-    def load(self) -> dict[str, str]:
-        return {}
-
-
-def load_sam_template() -> dict[str, Any]:
-    parsed: dict[str, Any] = yaml_parse(TEMPLATE.read_text())
-    return parsed
-
-
-def translate(sam: dict[str, Any]) -> dict[str, Any]:
-    """Translate like `sam validate`: local code paths become S3 URIs first."""
-    sam = copy.deepcopy(sam)
-    for resource in sam["Resources"].values():
-        props = resource.get("Properties", {})
-        if resource["Type"] == "AWS::Serverless::Function" and "CodeUri" in props:
-            props["CodeUri"] = "s3://bucket/function.zip"
-        if resource["Type"] == "AWS::Serverless::LayerVersion":
-            props["ContentUri"] = "s3://bucket/layer.zip"
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    result: dict[str, Any] = transform(sam, {}, _NoIamPolicyLoader())
-    return result
+__all__ = ["ROOT", "lint", "translate"]
 
 
 def lint(cfn: dict[str, Any]) -> list[Any]:

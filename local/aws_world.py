@@ -1,0 +1,192 @@
+"""The AWS side of the local world: moto in server mode, provisioned from template.yaml.
+
+The real template is translated (local.template) and created as a CloudFormation stack in
+moto, so the local world runs against the same queues, table, cluster and task definition
+a deploy creates; there is no second list of resources. Where moto falls short, the gap is
+patched here and named (reference tooling.md §3):
+
+- moto's RunTask needs a container-level ``memory`` (Fargate sets it per task), so the
+  translated task definition gets one equal to the task memory;
+- moto's CloudFormation skips alarms, queue policies, the scheduler schedule and the
+  poller's EventInvokeConfig: the local world drives the poller itself.
+
+Each function's environment is the template's own ``Environment`` for that function with
+every ``Ref``/``GetAtt`` resolved against the created stack.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from local.template import ARTIFACT_BUCKET, FUNCTION_KEY, LAYER_KEY, load_sam_template, translate
+
+REGION = "us-east-1"
+STACK_NAME = "buildkite-fargate-stack"
+_FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+FUNCTIONS = ("PollerFunction", "LauncherFunction", "FailureHandlerFunction")
+
+
+@dataclass(frozen=True)
+class AwsWorld:
+    endpoint_url: str
+    physical_ids: Mapping[str, str]
+    environments: Mapping[str, Mapping[str, str]]
+    token_secret_arn: str
+    subnet: str
+    security_group: str
+
+    def id_of(self, logical_id: str) -> str:
+        return self.physical_ids[logical_id]
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server on a free loopback port; boto3 everywhere in this process uses it."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    _, port = server.get_host_and_port()
+    # "localhost", not 127.0.0.1: moto's CloudFormation only resolves S3 URLs on localhost.
+    url = f"http://localhost:{port}"
+    saved = {k: os.environ.get(k) for k in [*_FAKE_CREDENTIALS, "AWS_ENDPOINT_URL"]}
+    os.environ.update(_FAKE_CREDENTIALS, AWS_ENDPOINT_URL=url)
+    try:
+        yield url
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _empty_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README", "code runs in-process in the local world\n")
+    return buffer.getvalue()
+
+
+def _patch_for_moto(cfn: dict[str, Any]) -> dict[str, Any]:
+    task = cfn["Resources"]["AgentTaskDefinition"]["Properties"]
+    for container in task["ContainerDefinitions"]:
+        container.setdefault("Memory", task["Memory"])
+    return cfn
+
+
+def provision(endpoint_url: str, parameters: Mapping[str, str], token: str) -> AwsWorld:
+    """Create the secret, the network lookups and the stack; return what the handlers need."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    security_group = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
+    secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="buildkite/fargate/cluster-token", SecretString=token
+    )["ARN"]
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=ARTIFACT_BUCKET)
+    for key in (FUNCTION_KEY, LAYER_KEY):
+        s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=_empty_zip())
+
+    values = {
+        "ClusterTokenSecretArn": secret_arn,
+        "AgentTokenSecretArn": secret_arn,
+        "Subnets": subnet,
+        "SecurityGroups": security_group,
+        **parameters,
+    }
+    sam = load_sam_template()
+    cfn = _patch_for_moto(translate(sam))
+    client = boto3.client("cloudformation", region_name=REGION)
+    client.create_stack(
+        StackName=STACK_NAME,
+        TemplateBody=json.dumps(cfn),
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
+    )
+    status = client.describe_stacks(StackName=STACK_NAME)["Stacks"][0]["StackStatus"]
+    if status != "CREATE_COMPLETE":
+        raise RuntimeError(f"moto could not create the stack: {status}")
+    physical = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for r in client.describe_stack_resources(StackName=STACK_NAME)["StackResources"]
+        if r.get("PhysicalResourceId")
+    }
+    defaults = {k: str(v.get("Default", "")) for k, v in cfn["Parameters"].items()}
+    resolved_params = {**defaults, **values}
+    environments = {
+        fn: _environment(cfn, fn, resolved_params, physical, endpoint_url) for fn in FUNCTIONS
+    }
+    return AwsWorld(
+        endpoint_url=endpoint_url,
+        physical_ids=physical,
+        environments=environments,
+        token_secret_arn=secret_arn,
+        subnet=subnet,
+        security_group=security_group,
+    )
+
+
+def _environment(
+    cfn: dict[str, Any],
+    function: str,
+    params: Mapping[str, str],
+    physical: Mapping[str, str],
+    endpoint_url: str,
+) -> dict[str, str]:
+    variables = cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
+    env = {name: _resolve(value, cfn, params, physical) for name, value in variables.items()}
+    if "LAUNCH_QUEUE_URL" in env:
+        env["LAUNCH_QUEUE_URL"] = _queue_url(env["LAUNCH_QUEUE_URL"], endpoint_url)
+    return env
+
+
+def _queue_url(url: str, endpoint_url: str) -> str:
+    """moto names queues with the real SQS host; boto3 with AWS_ENDPOINT_URL still works
+    with it, but the local world shows the moto URL so a reader can follow it."""
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    return boto3.client("sqs", region_name=REGION).get_queue_url(QueueName=name)["QueueUrl"]
+
+
+def _resolve(
+    value: Any, cfn: dict[str, Any], params: Mapping[str, str], physical: Mapping[str, str]
+) -> str:
+    """The handful of intrinsics the template's environments use, resolved like CFN."""
+    if isinstance(value, str | int | float | bool):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    if "Ref" in value:
+        name = value["Ref"]
+        return params[name] if name in params else physical[name]
+    if "Fn::If" in value:
+        condition, if_true, if_false = value["Fn::If"]
+        chosen = if_true if _condition(cfn["Conditions"][condition], params) else if_false
+        return _resolve(chosen, cfn, params, physical)
+    if "Fn::Join" in value:
+        separator, items = value["Fn::Join"]
+        parts = items if isinstance(items, list) else [items]
+        return str(separator).join(_resolve(p, cfn, params, physical) for p in parts)
+    raise ValueError(f"the local world cannot resolve {value!r}")
+
+
+def _condition(spec: dict[str, Any], params: Mapping[str, str]) -> bool:
+    (left, right) = spec["Fn::Equals"]
+
+    def value(v: Any) -> str:
+        return params[v["Ref"]] if isinstance(v, dict) else str(v)
+
+    return value(left) == value(right)
