@@ -1,0 +1,360 @@
+"""A simulated Fargate: takes each task the launcher started in moto through PROVISIONING,
+PENDING, RUNNING and STOPPED, runs a simulated agent for its job against the emulator, and
+emits ECS Task State Change events in the exact shape AWS sends.
+
+moto starts tasks straight at RUNNING, sends no events and knows nothing of agents
+(reference tooling.md §3), so this module plays ECS for the local world. Failure modes are
+chosen per job by an env var the demo workload sets (``LOCAL_FAILURE``), because a real
+failure (an image that cannot be pulled, a container killed for memory) has no cause the
+simulation could observe otherwise.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import requests
+
+ACQUIRE_JOB_ENV = "BUILDKITE_AGENT_ACQUIRE_JOB"
+FAILURE_ENV = "LOCAL_FAILURE"
+AGENT_EXIT_NOT_ACQUIRABLE = 27
+_HTTP_TIMEOUT = 10.0
+
+
+class Failure(StrEnum):
+    NONE = ""
+    IMAGE_PULL = "image_pull"
+    SECRETS = "secrets"
+    OUT_OF_MEMORY = "out_of_memory"
+    SPOT = "spot"
+
+
+class Phase(StrEnum):
+    PROVISIONING = "PROVISIONING"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    STOPPED = "STOPPED"
+
+
+@dataclass
+class SimTask:
+    arn: str
+    cluster_arn: str
+    task_definition_arn: str
+    started_by: str | None
+    group: str | None
+    overrides: dict[str, Any]
+    created_at: datetime
+    job_uuid: str | None
+    phase: Phase = Phase.PROVISIONING
+    version: int = 1
+    failure: Failure = Failure.NONE
+    stop_code: str | None = None
+    stopped_reason: str | None = None
+    exit_code: int | None = None
+    container_reason: str | None = None
+    agent: threading.Thread | None = None
+    timeline: dict[str, datetime] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FargateTiming:
+    provisioning_seconds: float = 0.2
+    pending_seconds: float = 0.2
+    command_timeout_seconds: float = 30.0
+
+
+class SimulatedAgent:
+    """The slice of `buildkite-agent start --acquire-job` the local world needs: register,
+    acquire (422 -> exit 27), start, run the command in a subprocess, finish."""
+
+    def __init__(self, base_url: str, token: str, timing: FargateTiming) -> None:
+        self._base = base_url
+        self._token = token
+        self._timing = timing
+
+    def run(self, job_uuid: str, *, killed_while_running: bool = False) -> int:
+        """The agent's exit code. ``killed_while_running`` plays a container killed (out of
+        memory, Spot reclaim) after the job started: the job is never finished."""
+        session = requests.Session()
+        registered = session.post(
+            self._base + "register",
+            json={"name": f"fargate-{job_uuid[:8]}", "ignore_in_dispatches": True},
+            headers={"Authorization": f"Token {self._token}"},
+            timeout=_HTTP_TIMEOUT,
+        )
+        registered.raise_for_status()
+        access = registered.json()["access_token"]
+        headers = {"Authorization": f"Token {access}"}
+        session.post(self._base + "connect", headers=headers, timeout=_HTTP_TIMEOUT)
+        acquired = session.put(
+            self._base + f"jobs/{job_uuid}/acquire",
+            headers={**headers, "X-Buildkite-Lock-Acquire-Job": "1"},
+            timeout=_HTTP_TIMEOUT,
+        )
+        if acquired.status_code == 422:
+            return AGENT_EXIT_NOT_ACQUIRABLE
+        acquired.raise_for_status()
+        job = acquired.json()
+        session.put(self._base + f"jobs/{job_uuid}/start", headers=headers, timeout=_HTTP_TIMEOUT)
+        if killed_while_running:
+            return 137
+        exit_status = self._execute(
+            str(job.get("command") or job.get("env", {}).get("BUILDKITE_COMMAND", "true"))
+        )
+        session.put(
+            self._base + f"jobs/{job_uuid}/finish",
+            json={"exit_status": exit_status},
+            headers=headers,
+            timeout=_HTTP_TIMEOUT,
+        )
+        session.post(self._base + "disconnect", headers=headers, timeout=_HTTP_TIMEOUT)
+        return 0
+
+    def _execute(self, command: str) -> int:
+        try:
+            done = subprocess.run(  # noqa: S602 - the job's command is a shell line, as for the agent
+                command,
+                shell=True,
+                capture_output=True,
+                timeout=self._timing.command_timeout_seconds,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return -1
+        return done.returncode
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _container_arn(task_arn: str) -> str:
+    container_id = uuid.uuid5(uuid.NAMESPACE_URL, task_arn)
+    return f"{task_arn.replace(':task/', ':container/')}/{container_id}"
+
+
+def task_state_change_event(task: SimTask, *, account: str, region: str) -> dict[str, Any]:
+    """An ECS Task State Change event shaped like the published captures in events/."""
+    detail: dict[str, Any] = {
+        "attachments": [],
+        "availabilityZone": f"{region}a",
+        "clusterArn": task.cluster_arn,
+        "connectivity": "CONNECTED" if task.phase is not Phase.PROVISIONING else None,
+        "containers": [
+            {
+                "containerArn": _container_arn(task.arn),
+                "lastStatus": task.phase.value,
+                "name": "agent",
+                "taskArn": task.arn,
+                **({"exitCode": task.exit_code} if task.exit_code is not None else {}),
+                **({"reason": task.container_reason} if task.container_reason else {}),
+            }
+        ],
+        "createdAt": _iso(task.created_at),
+        "desiredStatus": "STOPPED" if task.phase is Phase.STOPPED else "RUNNING",
+        "group": task.group,
+        "launchType": "FARGATE",
+        "lastStatus": task.phase.value,
+        "overrides": task.overrides,
+        "platformVersion": "1.4.0",
+        "startedBy": task.started_by,
+        "taskArn": task.arn,
+        "taskDefinitionArn": task.task_definition_arn,
+        "updatedAt": _iso(_now()),
+        "version": task.version,
+    }
+    if task.phase is Phase.STOPPED:
+        detail.update(
+            {
+                "stopCode": task.stop_code,
+                "stoppedAt": _iso(_now()),
+                "stoppedReason": task.stopped_reason,
+                "stoppingAt": _iso(_now()),
+            }
+        )
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "ECS Task State Change",
+        "source": "aws.ecs",
+        "account": account,
+        "time": _iso(_now()),
+        "region": region,
+        "resources": [task.arn],
+        "detail": detail,
+    }
+
+
+EventSink = Callable[[dict[str, Any]], None]
+FailureLookup = Callable[[str], Failure]
+
+
+class SimulatedFargate:
+    """Drive with ``tick()`` from the local world's loop; agents run on their own threads."""
+
+    def __init__(
+        self,
+        *,
+        ecs: Any,
+        cluster: str,
+        agent: SimulatedAgent,
+        emit: EventSink,
+        failure_of: FailureLookup,
+        timing: FargateTiming,
+        account: str = "123456789012",
+        region: str = "us-east-1",
+    ) -> None:
+        self._ecs = ecs
+        self._cluster = cluster
+        self._agent = agent
+        self._emit = emit
+        self._failure_of = failure_of
+        self._timing = timing
+        self._account = account
+        self._region = region
+        self.tasks: dict[str, SimTask] = {}
+        self._results: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def tick(self) -> None:
+        self._discover()
+        for task in list(self.tasks.values()):
+            self._advance(task)
+
+    def busy(self) -> bool:
+        return any(task.phase is not Phase.STOPPED for task in self.tasks.values())
+
+    def _discover(self) -> None:
+        arns = self._ecs.list_tasks(cluster=self._cluster, desiredStatus="RUNNING").get(
+            "taskArns", []
+        )
+        new = [arn for arn in arns if arn not in self.tasks]
+        for start in range(0, len(new), 100):
+            described = self._ecs.describe_tasks(
+                cluster=self._cluster, tasks=new[start : start + 100]
+            )
+            for raw in described.get("tasks", []):
+                self._admit(raw)
+
+    def _admit(self, raw: dict[str, Any]) -> None:
+        overrides = raw.get("overrides") or {}
+        env = {
+            item["name"]: item["value"]
+            for container in overrides.get("containerOverrides", [])
+            for item in container.get("environment", [])
+        }
+        job_uuid = env.get(ACQUIRE_JOB_ENV)
+        task = SimTask(
+            arn=raw["taskArn"],
+            cluster_arn=raw["clusterArn"],
+            task_definition_arn=raw["taskDefinitionArn"],
+            started_by=raw.get("startedBy"),
+            group=raw.get("group"),
+            overrides=overrides,
+            created_at=_now(),
+            job_uuid=job_uuid,
+            failure=self._failure_of(job_uuid) if job_uuid else Failure.NONE,
+        )
+        task.timeline["provisioning"] = task.created_at
+        self.tasks[task.arn] = task
+        self._publish(task)
+
+    def _advance(self, task: SimTask) -> None:
+        age = (_now() - task.created_at).total_seconds()
+        if task.phase is Phase.PROVISIONING and age >= self._timing.provisioning_seconds:
+            if task.failure is Failure.IMAGE_PULL:
+                return self._stop(
+                    task,
+                    "TaskFailedToStart",
+                    "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+                    "failed to resolve ref docker.io/library/no-such-image:latest: not found",
+                )
+            if task.failure is Failure.SECRETS:
+                return self._stop(
+                    task,
+                    "TaskFailedToStart",
+                    "ResourceInitializationError: unable to pull secrets or registry auth: "
+                    "execution resource retrieval failed: unable to retrieve secret from asm: "
+                    "AccessDeniedException",
+                )
+            self._move(task, Phase.PENDING)
+        elif task.phase is Phase.PENDING and age >= (
+            self._timing.provisioning_seconds + self._timing.pending_seconds
+        ):
+            self._move(task, Phase.RUNNING)
+            self._start_agent(task)
+        elif task.phase is Phase.RUNNING:
+            self._finish_if_agent_done(task)
+        return None
+
+    def _start_agent(self, task: SimTask) -> None:
+        if task.job_uuid is None:
+            return
+        job = task.job_uuid
+
+        killed = task.failure in (Failure.OUT_OF_MEMORY, Failure.SPOT)
+
+        def run() -> None:
+            try:
+                code = self._agent.run(job, killed_while_running=killed)
+            except requests.RequestException:
+                code = 1
+            with self._lock:
+                self._results[task.arn] = code
+
+        task.agent = threading.Thread(target=run, name=f"agent-{job[:8]}", daemon=True)
+        task.agent.start()
+
+    def _finish_if_agent_done(self, task: SimTask) -> None:
+        with self._lock:
+            code = self._results.get(task.arn)
+        if code is None:
+            return
+        if task.failure is Failure.OUT_OF_MEMORY:
+            task.exit_code, task.container_reason = (
+                137,
+                "OutOfMemoryError: Container killed due to memory usage",
+            )
+            self._stop(task, "EssentialContainerExited", "Essential container in task exited")
+        elif task.failure is Failure.SPOT:
+            task.exit_code = 143
+            self._stop(task, "SpotInterruption", "Your Spot Task was interrupted.")
+        else:
+            task.exit_code = code
+            self._stop(task, "EssentialContainerExited", "Essential container in task exited")
+
+    def _move(self, task: SimTask, phase: Phase) -> None:
+        task.phase = phase
+        task.version += 1
+        task.timeline[phase.value.lower()] = _now()
+        self._publish(task)
+
+    def _stop(self, task: SimTask, code: str, reason: str) -> None:
+        task.stop_code, task.stopped_reason = code, reason
+        self._ecs.stop_task(cluster=self._cluster, task=task.arn, reason=reason)
+        self._move(task, Phase.STOPPED)
+
+    def _publish(self, task: SimTask) -> None:
+        self._emit(task_state_change_event(task, account=self._account, region=self._region))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
