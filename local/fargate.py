@@ -112,7 +112,7 @@ class SimulatedAgent:
         )
         session.put(
             self._base + f"jobs/{job_uuid}/finish",
-            json={"exit_status": exit_status},
+            json={"exit_status": str(exit_status)},  # the agent sends a string
             headers=headers,
             timeout=_HTTP_TIMEOUT,
         )

@@ -1,0 +1,224 @@
+"""The Agent API slice: what `buildkite-agent start --acquire-job` does, over plain HTTP."""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+import pytest
+import requests
+
+from tests.unit.emulator.conftest import TOKEN, Api
+
+
+class Agent:
+    """The calls buildkite/agent makes, in its order, with its tokens."""
+
+    def __init__(self, api: Api, registration_token: str = TOKEN) -> None:
+        self.api = api
+        self.registration_token = registration_token
+        self.access_token = ""
+        self.job_token = ""
+
+    def _call(self, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
+        return self.api.http.request(
+            method,
+            self.api.emu.base_url + path,
+            headers={"Authorization": f"Token {token}", **kwargs.pop("headers", {})},
+            timeout=5,
+            **kwargs,
+        )
+
+    def register(self) -> requests.Response:
+        response = self._call(
+            "POST",
+            "register",
+            self.registration_token,
+            json={"name": "fargate-1", "meta_data": ["queue=q"], "ignore_in_dispatches": True},
+        )
+        if response.status_code == 200:
+            self.access_token = response.json()["access_token"]
+        return response
+
+    def acquire(self, job: str) -> requests.Response:
+        response = self._call(
+            "PUT",
+            f"jobs/{job}/acquire",
+            self.access_token,
+            headers={"X-Buildkite-Lock-Acquire-Job": "1", "X-Buildkite-Backoff-Sequence": "0"},
+        )
+        if response.status_code == 200:
+            self.job_token = response.json()["token"]
+        return response
+
+    def job_call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self._call(method, path, self.job_token, **kwargs)
+
+
+@pytest.fixture
+def agent(stack: Api) -> Agent:
+    created = Agent(stack)
+    assert created.register().status_code == 200
+    return created
+
+
+def test_register_connect_heartbeat_ping_disconnect(stack: Api):
+    agent = Agent(stack)
+    body = agent.register().json()
+    assert body["access_token"].startswith("bkaa_")
+    assert body["endpoint"] == stack.emu.base_url.rstrip("/")
+    assert body["meta_data"] == ["queue=q"]
+    token = agent.access_token
+    connect = agent._call("POST", "connect", token)
+    assert (connect.status_code, connect.json()["connection_state"]) == (200, "connected")
+    beat = agent._call("POST", "heartbeat", token, json={"sent_at": "2026-01-01T00:00:00Z"})
+    assert beat.json()["sent_at"] == "2026-01-01T00:00:00Z"
+    assert agent._call("GET", "ping", token).json() == {"action": "idle"}
+    assert agent._call("POST", "disconnect", token).json()["connection_state"] == "disconnected"
+    assert agent._call("POST", "connect", "not-a-token").status_code == 401
+
+
+def test_register_with_a_bad_token_is_401(stack: Api):
+    assert Agent(stack, "bkct_wrong").register().status_code == 401
+
+
+def test_token_endpoint_identifies_the_cluster_token(stack: Api):
+    body = stack.call("GET", "token").json()
+    assert body["token_type"] == "cluster"
+    assert body["cluster_uuid"]
+
+
+def test_acquire_start_log_finish(stack: Api, agent: Agent):
+    (job,) = stack.jobs({"queue_key": "q", "command": "make"})
+    stack.reserve([job])
+    acquired = agent.acquire(job)
+    assert acquired.status_code == 200
+    payload = acquired.json()
+    assert (payload["id"], payload["state"], payload["step"]["command"]) == (
+        job,
+        "accepted",
+        "make",
+    )
+    assert payload["env"]["BUILDKITE_JOB_ID"] == job
+    assert payload["endpoint"] == stack.emu.base_url.rstrip("/")
+    assert payload["token"].startswith("bkaj_")
+    view = stack.job(job)
+    assert view["reservation"] is None
+    assert view["agent"]
+    assert agent.job_call("PUT", f"jobs/{job}/start", json={}).status_code == 200
+    assert agent.job_call("GET", f"jobs/{job}").json() == {"state": "running"}
+    chunk = agent.job_call(
+        "POST",
+        f"jobs/{job}/chunks?sequence=1&offset=0&size=6",
+        data=gzip.compress(b"hello\n"),
+        headers={"Content-Type": "text/plain", "Content-Encoding": "gzip"},
+    )
+    assert chunk.status_code == 201
+    finish = agent.job_call("PUT", f"jobs/{job}/finish", json={"exit_status": "2"})
+    assert finish.status_code == 200
+    view = stack.job(job)
+    assert (view["state"], view["exit_status"], view["finished_by"]) == ("finished", 2, "agent")
+    assert [h["state"] for h in view["history"]] == [
+        "scheduled",
+        "reserved",
+        "accepted",
+        "running",
+        "finished",
+    ]
+    assert stack.http.get(stack.emu.control_url + f"jobs/{job}/log", timeout=5).text == "hello\n"
+    # the stack may no longer finish a job an agent ran
+    late = stack.call("POST", f"stacks/stack-a/jobs/{job}/finish", json={"detail": "too late"})
+    assert late.status_code == 422
+
+
+def test_acquire_of_an_unacquirable_job_is_422_with_the_agents_message(stack: Api, agent: Agent):
+    taken, canceled = stack.jobs({"queue_key": "q"}, {"queue_key": "q"})
+    other = Agent(stack)
+    other.register()
+    assert other.acquire(taken).status_code == 200
+    stack.control("POST", f"jobs/{canceled}/cancel")
+    for job in (taken, canceled):
+        response = agent.acquire(job)
+        assert response.status_code == 422
+        assert response.json() == {
+            "message": f"Job {job} is no longer eligible to be assigned an agent"
+        }
+
+
+def test_acquire_repeated_by_the_holder_is_200(stack: Api, agent: Agent):
+    (job,) = stack.jobs({"queue_key": "q"})
+    assert agent.acquire(job).status_code == 200
+    assert agent.acquire(job).status_code == 200
+
+
+def test_locked_job_is_423_with_retry_after_until_unlocked(stack: Api, agent: Agent):
+    (job,) = stack.jobs({"queue_key": "q", "locked": True})
+    locked = agent.acquire(job)
+    assert locked.status_code == 423
+    assert locked.headers["Retry-After"] == "1"
+    assert stack.control("POST", f"jobs/{job}/lock", {"locked": False})["locked"] is False
+    assert agent.acquire(job).status_code == 200
+
+
+def test_acquire_needs_an_agent_access_token(stack: Api):
+    (job,) = stack.jobs({"queue_key": "q"})
+    response = stack.call("PUT", f"jobs/{job}/acquire")  # the cluster token is not enough
+    assert response.status_code == 401
+    agent = Agent(stack)
+    agent.register()
+    assert agent.acquire("no-such-job").status_code == 404
+
+
+def test_cancel_running_job_goes_canceling_then_canceled_on_agent_finish(stack: Api, agent: Agent):
+    (job,) = stack.jobs({"queue_key": "q"})
+    agent.acquire(job)
+    agent.job_call("PUT", f"jobs/{job}/start", json={})
+    assert stack.control("POST", f"jobs/{job}/cancel")["state"] == "canceling"
+    assert agent.job_call("GET", f"jobs/{job}").json() == {"state": "canceling"}
+    agent.job_call("PUT", f"jobs/{job}/finish", json={"exit_status": "-1", "signal": "SIGTERM"})
+    view = stack.job(job)
+    assert (view["state"], view["finished_by"]) == ("canceled", "agent")
+
+
+def test_cancel_of_a_waiting_job_is_immediate(stack: Api):
+    (job,) = stack.jobs({"queue_key": "q"})
+    stack.reserve([job])
+    assert stack.control("POST", f"jobs/{job}/cancel")["state"] == "canceled"
+    assert stack.states([job]) == {job: "canceled"}
+
+
+def test_job_calls_need_the_job_or_holder_token(stack: Api, agent: Agent):
+    (job,) = stack.jobs({"queue_key": "q"})
+    agent.acquire(job)
+    stranger = Agent(stack)
+    stranger.register()
+    assert stranger._call("PUT", f"jobs/{job}/start", stranger.access_token).status_code == 401
+    assert agent._call("PUT", f"jobs/{job}/start", agent.access_token).status_code == 200
+
+
+def test_jat_registers_an_agent_for_its_job_only(stack: Api):
+    job, other = stack.jobs({"queue_key": "q"}, {"queue_key": "q"})
+    stack.reserve([job, other])
+    issued = stack.call(
+        "POST", "stacks/stack-a/job-acquisition-tokens", json={"job_uuids": [job]}
+    ).json()["job_acquisition_tokens"][0]
+    agent = Agent(stack, issued["job_acquisition_token"])
+    assert agent.register().status_code == 200
+    assert agent.acquire(other).status_code == 422
+    assert agent.acquire(job).status_code == 200
+    # a second registration with the same JAT: the job is no longer acquirable
+    again = Agent(stack, issued["job_acquisition_token"]).register()
+    assert again.status_code == 422
+    assert "no longer eligible" in again.json()["message"]
+
+
+def test_expired_jat_is_401(stack: Api):
+    (job,) = stack.jobs({"queue_key": "q"})
+    stack.reserve([job])
+    issued = stack.call(
+        "POST",
+        "stacks/stack-a/job-acquisition-tokens",
+        json={"job_uuids": [job], "token_lifetime_seconds": 60},
+    ).json()["job_acquisition_tokens"][0]
+    stack.advance(61)
+    assert Agent(stack, issued["job_acquisition_token"]).register().status_code == 401
