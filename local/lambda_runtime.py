@@ -1,0 +1,200 @@
+"""Just enough of the Lambda service to run the real handlers in-process, as AWS would.
+
+- ``LocalContext``: a Lambda context with a real deadline, so the poller's loop stops
+  before its "timeout" exactly as deployed.
+- ``SqsEventSource``: an SQS event source mapping: receive up to a batch, invoke the
+  handler with the SQS event shape, delete what succeeded, and let the reported failures
+  come back after a visibility timeout; moto's redrive moves them to the DLQ after
+  maxReceiveCount receives, as SQS does.
+- ``EventBridgeBridge``: events go through a real (moto) EventBridge rule with the
+  template's own event pattern to an SQS target, so only what the deployed rule would match
+  reaches the failure handler. moto's envelope lacks ``account`` (tooling.md §3); it is
+  restored here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+
+ROOT = Path(__file__).resolve().parents[1]
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class LocalContext:
+    function_name: str
+    timeout_seconds: float
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+
+    @property
+    def function_version(self) -> str:
+        return "$LATEST"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
+
+
+def load_handler(function_dir: str) -> ModuleType:
+    """Import functions/<dir>/app.py under a unique name (all three are called ``app``)."""
+    path = ROOT / "functions" / function_dir / "app.py"
+    spec = importlib.util.spec_from_file_location(f"functions_{function_dir}_app", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class BatchStats:
+    invocations: int = 0
+    records: int = 0
+    failures: int = 0
+
+
+class SqsEventSource:
+    def __init__(
+        self,
+        *,
+        queue_url: str,
+        queue_arn: str,
+        handler: Handler,
+        function_name: str,
+        batch_size: int = 10,
+        timeout_seconds: float = 60,
+        retry_after_seconds: int = 1,
+    ) -> None:
+        self._sqs = boto3.client("sqs", region_name=REGION)
+        self._url = queue_url
+        self._arn = queue_arn
+        self._handler = handler
+        self._function = function_name
+        self._batch = batch_size
+        self._timeout = timeout_seconds
+        self._retry_after = retry_after_seconds
+        self.stats = BatchStats()
+
+    def poll(self) -> int:
+        """One receive + invoke; returns how many records were handled."""
+        answer = self._sqs.receive_message(
+            QueueUrl=self._url,
+            MaxNumberOfMessages=self._batch,
+            AttributeNames=["All"],
+            WaitTimeSeconds=0,
+        )
+        messages = answer.get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [self._record(m) for m in messages]}
+        context = LocalContext(self._function, self._timeout)
+        self.stats.invocations += 1
+        self.stats.records += len(messages)
+        try:
+            response = self._handler(event, context) or {}
+            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        except Exception:  # noqa: BLE001 - Lambda treats any raised error as "whole batch failed"
+            failed = {m["MessageId"] for m in messages}
+        self.stats.failures += len(failed)
+        for message in messages:
+            if message["MessageId"] in failed:
+                # Lambda leaves a failed record for its visibility timeout; the local world
+                # shortens that wait so retries happen in seconds.
+                self._sqs.change_message_visibility(
+                    QueueUrl=self._url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=self._retry_after,
+                )
+            else:
+                self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
+        return len(messages)
+
+    def _record(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": dict(message.get("Attributes", {})),
+            "messageAttributes": {},
+            "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self._arn,
+            "awsRegion": REGION,
+        }
+
+
+class EventBridgeBridge:
+    def __init__(self, *, pattern: Mapping[str, Any], handler: Handler, function_name: str) -> None:
+        self._events = boto3.client("events", region_name=REGION)
+        self._sqs = boto3.client("sqs", region_name=REGION)
+        self._handler = handler
+        self._function = function_name
+        queue = self._sqs.create_queue(QueueName=f"local-eventbridge-{uuid.uuid4().hex[:8]}")
+        self._url = queue["QueueUrl"]
+        arn = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])
+        self._events.put_rule(Name="local-task-stopped", EventPattern=json.dumps(pattern))
+        self._events.put_targets(
+            Rule="local-task-stopped",
+            Targets=[{"Id": "failure-handler", "Arn": arn["Attributes"]["QueueArn"]}],
+        )
+        self.delivered = 0
+        self.published = 0
+        # Events whose handler failed: the deployed rule retries them and then sends them to
+        # its dead-letter queue; the local world keeps them here and reports them.
+        self.dead_letters: list[tuple[dict[str, Any], str]] = []
+
+    def publish(self, event: Mapping[str, Any]) -> None:
+        self.published += 1
+        self._events.put_events(
+            Entries=[
+                {
+                    "Source": event["source"],
+                    "DetailType": event["detail-type"],
+                    "Detail": json.dumps(event["detail"]),
+                    "Resources": list(event.get("resources", [])),
+                }
+            ]
+        )
+
+    def deliver(self) -> list[Any]:
+        """Invoke the handler once per matched event, as EventBridge's Lambda target does."""
+        results: list[Any] = []
+        while True:
+            got = self._sqs.receive_message(QueueUrl=self._url, MaxNumberOfMessages=10)
+            messages = got.get("Messages", [])
+            if not messages:
+                return results
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                envelope.setdefault("account", ACCOUNT)
+                self.delivered += 1
+                try:
+                    results.append(self._handler(envelope, LocalContext(self._function, 60)))
+                except Exception as exc:  # noqa: BLE001 - EventBridge would retry, then dead-letter
+                    self.dead_letters.append((envelope, repr(exc)))
+                self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
