@@ -1,0 +1,387 @@
+"""The local world: the real handlers run the whole loop on one machine.
+
+Buildkite is the emulator; AWS is moto in server mode provisioned from template.yaml; ECS's
+task lifecycle and events come from the simulated Fargate. The poller is invoked as the
+scheduler would (back to back, each invocation polling until its safety margin), the
+launcher and the failure handler through SQS event source mappings, and task-stopped events
+through a real EventBridge rule with the template's own pattern.
+
+At the end the world checks DESIGN.md's invariants against the emulator's job histories and
+moto's tasks, prints a table of every job, and exits non-zero if any invariant broke.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import boto3
+import requests
+
+from local.aws_world import REGION, AwsWorld, moto_server, provision
+from local.emulator import Emulator
+from local.fargate import Failure, FargateTiming, SimulatedAgent, SimulatedFargate
+from local.lambda_runtime import EventBridgeBridge, LocalContext, SqsEventSource, load_handler
+
+OUT = Path(__file__).resolve().parent / "out"
+_HTTP_TIMEOUT = 10.0
+TERMINAL = frozenset({"finished", "canceled", "expired", "skipped", "broken", "timed_out"})
+AGENT_STATES = frozenset({"assigned", "accepted", "running", "canceling", "timing_out"})
+
+
+@dataclass(frozen=True)
+class WorldOptions:
+    jobs: int = 8
+    queue: str = "fargate"
+    stack_key: str = "fargate-local"
+    poll_interval: int = 1
+    poll_invocation_seconds: float = 4.0
+    reservation_expiry: int = 900
+    max_in_flight: int = 0
+    timeout: float = 90.0
+    pause_seconds: float = 2.0
+    provisioning_seconds: float = 0.3
+    pending_seconds: float = 0.3
+    token: str = "bkct_local_0123456789abcdef"  # noqa: S105 - the emulator's own token
+    out_dir: Path = OUT
+
+
+@dataclass
+class JobOutcome:
+    id: str
+    label: str
+    priority: int
+    state: str
+    finished_by: str | None
+    exit_status: int | None
+    detail: str | None
+    task: str | None
+    dispatch_ms: float | None
+    history: list[dict[str, Any]]
+
+
+@dataclass
+class WorldReport:
+    jobs: list[JobOutcome]
+    violations: list[str]
+    metrics: dict[str, float]
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+def workload(opts: WorldOptions) -> list[tuple[str, dict[str, Any]]]:
+    """Named demo jobs: normal ones of several priorities, and one of each hard case."""
+    q = opts.queue
+
+    def job(
+        command: str,
+        *,
+        priority: int = 0,
+        rules: list[str] | None = None,
+        failure: Failure = Failure.NONE,
+        slug: str = "demo-app",
+    ) -> dict[str, Any]:
+        env = {"BUILDKITE_PIPELINE_SLUG": slug, "BUILDKITE_BUILD_NUMBER": "1"}
+        if failure:
+            env["LOCAL_FAILURE"] = str(failure)
+        return {
+            "queue_key": q,
+            "priority": priority,
+            "command": command,
+            "agent_query_rules": rules or [f"queue={q}", "os=linux"],
+            "env": env,
+            "pipeline": {"slug": slug},
+            "build": {"number": 1, "branch": "main"},
+        }
+
+    named: list[tuple[str, dict[str, Any]]] = []
+    for i in range(opts.jobs):
+        command = "exit 1" if i % 5 == 4 else f"echo part {i + 1} ok"
+        named.append((f"build part {i + 1}", job(command, priority=(0, 5, 1)[i % 3])))
+    named += [
+        ("needs a GPU (not this stack)", job("nvidia-smi", rules=[f"queue={q}", "gpu=true"])),
+        ("image cannot be pulled", job("true", failure=Failure.IMAGE_PULL)),
+        ("runs out of memory", job("true", failure=Failure.OUT_OF_MEMORY)),
+        ("canceled while queued", job("true")),
+    ]
+    return named
+
+
+class World:
+    def __init__(self, opts: WorldOptions, console: TextIO) -> None:
+        self.opts = opts
+        self.console = console
+        self.labels: dict[str, str] = {}
+        self.created: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ setup
+    def control(self, emu: Emulator, method: str, path: str, body: object = None) -> Any:
+        answer = requests.request(method, emu.control_url + path, json=body, timeout=_HTTP_TIMEOUT)
+        answer.raise_for_status()
+        return answer.json() if answer.content else None
+
+    def say(self, text: str) -> None:
+        print(text, file=self.console, flush=True)
+
+    def seed(self, emu: Emulator) -> None:
+        for label, spec in workload(self.opts):
+            (created,) = self.control(emu, "POST", "jobs", spec)["jobs"]
+            self.labels[created["id"]] = label
+            self.created[created["id"]] = created
+            if label == "canceled while queued":
+                self.control(emu, "POST", f"jobs/{created['id']}/cancel")
+
+    def parameters(self, emu: Emulator) -> dict[str, str]:
+        o = self.opts
+        return {
+            "StackKey": o.stack_key,
+            "QueueKey": o.queue,
+            "BuildkiteApiUrl": emu.base_url,
+            "PollIntervalSeconds": str(o.poll_interval),
+            "ReservationExpirySeconds": str(o.reservation_expiry),
+            "MaxInFlight": str(o.max_in_flight),
+        }
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> WorldReport:
+        o = self.opts
+        o.out_dir.mkdir(parents=True, exist_ok=True)
+        log_path = o.out_dir / "lambda.log"
+        with (
+            Emulator(token=o.token, port=0) as emu,
+            moto_server() as endpoint,
+            log_path.open("w") as log,
+            contextlib.redirect_stdout(log),
+        ):
+            self.say(f"emulator:  {emu.base_url}")
+            self.say(f"moto:      {endpoint}")
+            aws = provision(endpoint, self.parameters(emu), o.token)
+            self.say(f"stack:     {len(aws.physical_ids)} resources from template.yaml")
+            env: dict[str, str] = {}
+            for variables in aws.environments.values():
+                env.update(variables)
+            env["POWERTOOLS_SERVICE_NAME"] = "local"
+            os.environ.update(env)
+            self.seed(emu)
+            self.say(f"workload:  {len(self.labels)} jobs on queue {o.queue!r}")
+            report = self._loop(emu, aws)
+        report.metrics = emf_totals(log_path)
+        return report
+
+    def _loop(self, emu: Emulator, aws: AwsWorld) -> WorldReport:
+        o = self.opts
+        poller = load_handler("poller")
+        launcher = load_handler("launcher")
+        failure_handler = load_handler("failure_handler")
+        sqs = boto3.client("sqs", region_name=REGION)
+
+        def arn(url: str) -> str:
+            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+            return str(attrs["Attributes"]["QueueArn"])
+
+        launch_url = aws.environments["PollerFunction"]["LAUNCH_QUEUE_URL"]
+        dlq_url = _url_of(sqs, aws.id_of("LaunchDeadLetterQueue"))
+        launches = SqsEventSource(
+            queue_url=launch_url,
+            queue_arn=arn(launch_url),
+            handler=launcher.lambda_handler,
+            function_name="launcher",
+        )
+        gave_up = SqsEventSource(
+            queue_url=dlq_url,
+            queue_arn=arn(dlq_url),
+            handler=failure_handler.lambda_handler,
+            function_name="failure-handler",
+        )
+        cluster = aws.environments["LauncherFunction"]["ECS_CLUSTER"]
+        cluster_arn = boto3.client("ecs", region_name=REGION).describe_clusters(clusters=[cluster])[
+            "clusters"
+        ][0]["clusterArn"]
+        bridge = EventBridgeBridge(
+            pattern={
+                "source": ["aws.ecs"],
+                "detail-type": ["ECS Task State Change"],
+                "detail": {
+                    "clusterArn": [cluster_arn],
+                    "lastStatus": ["STOPPED"],
+                    "startedBy": [o.stack_key],
+                },
+            },
+            handler=failure_handler.lambda_handler,
+            function_name="failure-handler",
+        )
+        timing = FargateTiming(o.provisioning_seconds, o.pending_seconds, 30.0)
+
+        def failure_of(job: str) -> Failure:
+            env = self.created.get(job, {}).get("env", {})
+            return Failure(env.get("LOCAL_FAILURE", ""))
+
+        fargate = SimulatedFargate(
+            ecs=boto3.client("ecs", region_name=REGION),
+            cluster=cluster,
+            agent=SimulatedAgent(emu.base_url, o.token, timing),
+            emit=bridge.publish,
+            failure_of=failure_of,
+            timing=timing,
+        )
+
+        stop = threading.Event()
+        poller_errors: list[str] = []
+
+        def drive_poller() -> None:
+            tick = {"detail-type": "Scheduled Event", "source": "aws.scheduler", "detail": {}}
+            margin = float(os.environ.get("POLL_SAFETY_MARGIN_SECONDS", "10"))
+            while not stop.is_set():
+                context = LocalContext("poller", margin + o.poll_invocation_seconds)
+                try:
+                    poller.lambda_handler(tick, context)
+                except Exception as exc:  # noqa: BLE001 - a failed invocation is reported, not fatal
+                    poller_errors.append(repr(exc))
+                    time.sleep(o.poll_interval)
+
+        self.control(emu, "POST", f"queues/{o.queue}/pause", {"paused": True})
+        self.say(f"queue:     paused for {o.pause_seconds:.0f} s (the poller must launch nothing)")
+        thread = threading.Thread(target=drive_poller, name="poller", daemon=True)
+        thread.start()
+        started = time.monotonic()
+        paused = True
+        last_progress = ""
+        try:
+            while time.monotonic() - started < o.timeout:
+                if paused and time.monotonic() - started >= o.pause_seconds:
+                    self.control(emu, "POST", f"queues/{o.queue}/pause", {"paused": False})
+                    paused = False
+                launches.poll()
+                gave_up.poll()
+                fargate.tick()
+                bridge.deliver()
+                states = self._states(emu)
+                progress = ", ".join(
+                    f"{k} {v}" for k, v in sorted(Counter(states.values()).items())
+                )
+                if progress != last_progress:
+                    self.say(f"  t={time.monotonic() - started:5.1f}s  {progress}")
+                    last_progress = progress
+                if not paused and self._settled(states) and not fargate.busy():
+                    break
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+        report = self._report(emu, fargate, aws)
+        report.counts.update(
+            launcher_invocations=launches.stats.invocations,
+            launcher_failures=launches.stats.failures,
+            dlq_records=gave_up.stats.records,
+            events_published=bridge.published,
+            events_delivered=bridge.delivered,
+            events_dead_lettered=len(bridge.dead_letters),
+            poller_errors=len(poller_errors),
+        )
+        return report
+
+    def _states(self, emu: Emulator) -> dict[str, str]:
+        jobs = self.control(emu, "GET", "jobs")["jobs"]
+        return {j["id"]: j["state"] for j in jobs if j["id"] in self.labels}
+
+    def _settled(self, states: Mapping[str, str]) -> bool:
+        """Every job is terminal, in an agent's hands, or one this stack must not take."""
+        for job, state in states.items():
+            if state in TERMINAL or state in AGENT_STATES:
+                continue
+            if state == "scheduled" and self.labels[job].endswith("(not for this stack)"):
+                continue
+            return False
+        return True
+
+    # ------------------------------------------------------------------ verdict
+    def _report(self, emu: Emulator, fargate: SimulatedFargate, aws: AwsWorld) -> WorldReport:
+        tasks_by_job: dict[str, list[str]] = {}
+        for task in fargate.tasks.values():
+            if task.job_uuid:
+                tasks_by_job.setdefault(task.job_uuid, []).append(task.arn)
+        first_task_at = {t.job_uuid: t.created_at for t in fargate.tasks.values() if t.job_uuid}
+        outcomes: list[JobOutcome] = []
+        violations: list[str] = []
+        for job_id, label in self.labels.items():
+            view = self.control(emu, "GET", f"jobs/{job_id}")
+            history = view.get("history", [])
+            seen = {h["state"] for h in history}
+            task_arns = tasks_by_job.get(job_id, [])
+            scheduled_at = _parse_time(view.get("scheduled_at"))
+            dispatch_ms = None
+            if job_id in first_task_at and scheduled_at is not None:
+                dispatch_ms = (first_task_at[job_id] - scheduled_at).total_seconds() * 1000
+            outcomes.append(
+                JobOutcome(
+                    id=job_id,
+                    label=label,
+                    priority=int(view.get("priority") or 0),
+                    state=view["state"],
+                    finished_by=view.get("finished_by"),
+                    exit_status=view.get("exit_status"),
+                    detail=view.get("finish_detail"),
+                    task=task_arns[0].rsplit("/", 1)[-1] if task_arns else None,
+                    dispatch_ms=dispatch_ms,
+                    history=history,
+                )
+            )
+            if view["state"] == "reserved":
+                violations.append(f"lost: {label} ({job_id}) is still reserved")
+            if len(task_arns) > 1:
+                violations.append(f"double launch: {label} ({job_id}) had {len(task_arns)} tasks")
+            if view.get("finished_by") == "stack" and seen & AGENT_STATES:
+                violations.append(f"FailJob on a job the agent took: {label} ({job_id})")
+        return WorldReport(jobs=outcomes, violations=violations, metrics={})
+
+
+def _url_of(sqs: Any, physical_id: str) -> str:
+    name = physical_id.rstrip("/").rsplit("/", 1)[-1]
+    return str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
+
+
+def _parse_time(text: str | None) -> Any:
+    from datetime import datetime  # noqa: PLC0415 - only the report needs it
+
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def emf_totals(log_path: Path) -> dict[str, float]:
+    """Sum every EMF metric the handlers printed: what CloudWatch would have received."""
+    totals: dict[str, float] = defaultdict(float)
+    for line in _lines(log_path):
+        if not line.startswith('{"_aws"'):
+            continue
+        blob = json.loads(line)
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            dims = [
+                d
+                for group in directive["Dimensions"]
+                for d in group
+                if d not in ("service", "stack", "function_name")
+            ]
+            for metric in directive["Metrics"]:
+                name = metric["Name"]
+                values = blob.get(name)
+                total = sum(values) if isinstance(values, list) else float(values or 0)
+                key = name + "".join(f"[{blob[d]}]" for d in dims)
+                totals[key] += total
+    return dict(totals)
+
+
+def _lines(path: Path) -> Iterator[str]:
+    with path.open() as handle:
+        yield from (line.strip() for line in handle)
