@@ -17,7 +17,9 @@ from fargate_stack.bootstrap import failure_handler
 from fargate_stack.intake import parse_launch_message, parse_task_state_change
 from fargate_stack.observability import logger, metrics, tracer
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# Every record failing (e.g. a Buildkite outage) is reported per record rather than raised:
+# the outcome is the same redelivery, without a Lambda error per outage to alarm on.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def gave_up_record(record: SQSRecord) -> dict[str, object]:

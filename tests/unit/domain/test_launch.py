@@ -10,6 +10,8 @@ import pytest
 
 from fargate_stack.domain.launch import (
     OVERRIDES_MAX_CHARS,
+    SIZE_RULES,
+    TASK_DEFINITION_RULE,
     Capacity,
     LaunchConfig,
     LaunchRejectedError,
@@ -17,6 +19,7 @@ from fargate_stack.domain.launch import (
     build_launch_spec,
     client_token,
 )
+from fargate_stack.domain.rules import LAUNCH_OPTION_KEYS
 
 JOB = "01890f2c-5b5e-4d7e-9a51-0e4c1f0b9a77"
 CONFIG = LaunchConfig(
@@ -145,3 +148,7 @@ def test_oversized_overrides_are_rejected_not_sent() -> None:
 def test_overrides_size_is_measured_as_ecs_counts_it() -> None:
     result = spec(["queue=fargate"])
     assert len(json.dumps(result.overrides(), separators=(",", ":"))) < OVERRIDES_MAX_CHARS
+
+
+def test_the_launch_options_the_matcher_ignores_are_the_ones_the_launcher_reads() -> None:
+    assert {*SIZE_RULES, TASK_DEFINITION_RULE} == LAUNCH_OPTION_KEYS

@@ -81,3 +81,8 @@ def test_parse_tags() -> None:
 def test_extra_tags_cannot_override_the_queue() -> None:
     with pytest.raises(ValueError, match="queue"):
         StackTags.from_config("q", {"queue": "other"})
+
+
+def test_launch_options_are_not_tags_the_stack_must_have() -> None:
+    rules = ["queue=fargate", "cpu=2048", "memory=8192", "task-definition=big"]
+    assert match_rules(rules, STACK).matched

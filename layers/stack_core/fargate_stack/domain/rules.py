@@ -17,6 +17,12 @@ QUEUE_TAG = "queue"
 WILDCARD = "*"
 _ANY_VALUE = frozenset({WILDCARD, ""})
 
+# Rules that are launch options, not tags: a job asks the stack for a size or a task
+# definition (as Buildkite's on-demand scheduler allowed), and the launcher decides whether
+# it may. Matching ignores them, so a job asking for something not allowed is failed back
+# with the reason instead of being skipped and left waiting forever.
+LAUNCH_OPTION_KEYS = frozenset({"cpu", "memory", "task-definition"})
+
 # Spellings of "the cluster's default queue" (reference §8.2: docs say __default__, the Go
 # client says _default). A stack registered with either serves jobs that name no queue.
 DEFAULT_QUEUE_KEYS = frozenset({"_default", "__default__"})
@@ -95,6 +101,8 @@ def match_rules(rules: Iterable[str], tags: StackTags) -> Match:
         key, sep, value = rule.partition("=")
         if not sep or not key:
             return Match(matched=False, reason=SkipReason.MALFORMED_RULE, rule=rule)
+        if key in LAUNCH_OPTION_KEYS:
+            continue
         if key == QUEUE_TAG:
             saw_queue = True
             if value not in _ANY_VALUE and value != tags.queue:

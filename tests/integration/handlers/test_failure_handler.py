@@ -1,0 +1,91 @@
+"""Given a task-stopped event from events/ (with a real job's uuid), when the real failure
+handler runs, then Buildkite is told only about jobs the agent never took, once."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.integration.handlers.conftest import Loader, Stack, sqs_event
+
+
+def stopped(sample: Loader, name: str, job: str) -> dict[str, Any]:
+    event = sample(name)
+    event["detail"]["group"] = f"buildkite-job:{job}"
+    return event
+
+
+def test_a_reserved_job_whose_image_cannot_be_pulled_is_failed_back(
+    stack: Stack, sample: Loader
+) -> None:
+    stack.register()
+    job = stack.create_job()
+    stack.reserve(job)
+
+    decision = stack.invoke("failure_handler", stopped(sample, "task-stopped-image-pull.json", job))
+
+    assert decision == {"job_uuid": job, "failed": True, "reason": "image_pull"}
+    view = stack.job(job)
+    assert view["state"] == "finished"
+    assert view["finished_by"] == "stack"
+    assert view["exit_status"] == -1
+    assert "agent image could not be pulled" in view["finish_detail"]
+
+
+def test_duplicate_events_fail_the_job_once(stack: Stack, sample: Loader) -> None:
+    stack.register()
+    job = stack.create_job()
+    stack.reserve(job)
+    event = stopped(sample, "task-stopped-out-of-memory.json", job)
+    assert stack.invoke("failure_handler", event)["failed"] is True
+    again = stack.invoke("failure_handler", event)
+    assert again == {"job_uuid": job, "failed": False, "reason": "agent_took_job"}
+    history = [h["state"] for h in stack.job(job)["history"]]
+    assert history.count("finished") == 1
+
+
+def test_a_job_the_agent_took_is_left_alone(stack: Stack, sample: Loader) -> None:
+    stack.register()
+    job = stack.create_job()
+    stack.control("POST", f"jobs/{job}/cancel")
+    decision = stack.invoke("failure_handler", stopped(sample, "task-stopped-agent-exit.json", job))
+    assert decision["failed"] is False
+    assert stack.job(job)["state"] == "canceled"
+
+
+def test_exit_27_is_never_failed(stack: Stack, sample: Loader) -> None:
+    stack.register()
+    job = stack.create_job()
+    stack.reserve(job)
+    event = stopped(sample, "task-stopped-not-acquirable.json", job)
+    assert stack.invoke("failure_handler", event)["reason"] == "job_not_acquirable"
+    assert stack.job(job)["state"] == "reserved"
+
+
+def test_a_dead_lettered_launch_is_failed_back(stack: Stack, sample: Loader) -> None:
+    stack.register()
+    job = stack.create_job()
+    stack.reserve(job)
+    record = sample("dlq-record.json")["Records"][0]
+    body = json.loads(record["body"])
+    body["job_uuid"] = job
+    record["body"] = json.dumps(body)
+    record["attributes"]["ApproximateReceiveCount"] = "1"
+    message = {
+        "MessageId": record["messageId"],
+        "ReceiptHandle": record["receiptHandle"],
+        "Body": record["body"],
+        "Attributes": {"ApproximateReceiveCount": "5"},
+    }
+    event = sqs_event([message], record["eventSourceARN"])
+    assert stack.invoke("failure_handler", event) == {"batchItemFailures": []}
+    view = stack.job(job)
+    assert view["finished_by"] == "stack"
+    assert "after 5 attempts" in view["finish_detail"]
+
+
+def test_unparseable_dlq_records_are_kept(stack: Stack, sample: Loader) -> None:
+    bad = sample("launcher-batch.json")["Records"][2]
+    event = {"Records": [bad]}
+    response = stack.invoke("failure_handler", event)
+    assert response == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}

@@ -1,0 +1,92 @@
+"""Given reserved jobs enqueued by the real poller, when the real launcher consumes the
+batch, then each job gets exactly one Fargate task with the specified parameters, even
+when the batch is delivered again; a bad body fails alone."""
+
+from __future__ import annotations
+
+import boto3
+
+from tests.integration.handlers.conftest import STACK_KEY, Loader, Stack, sqs_event
+
+
+def enqueue(stack: Stack, sample: Loader, *job_ids: str) -> dict[str, object]:
+    stack.invoke("poller", sample("poller-tick.json"), timeout=2.5)
+    messages = stack.receive("LaunchQueue")
+    assert len(messages) == len(job_ids)
+    arn = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=stack.queue_url("LaunchQueue"), AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    return sqs_event(messages, arn)
+
+
+def test_one_task_per_job_with_the_specified_parameters(stack: Stack, sample: Loader) -> None:
+    job = stack.create_job(env={"BUILDKITE_PIPELINE_SLUG": "app", "BUILDKITE_BUILD_NUMBER": "7"})
+    event = enqueue(stack, sample, job)
+
+    response = stack.invoke("launcher", event)
+
+    assert response == {"batchItemFailures": []}
+    (task,) = stack.tasks()
+    assert task["startedBy"] == STACK_KEY
+    assert task["group"] == f"buildkite-job:{job}"
+    (container,) = task["overrides"]["containerOverrides"]
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    assert env["BUILDKITE_AGENT_ACQUIRE_JOB"] == job
+    assert "BUILDKITE_AGENT_TOKEN" not in env
+    tags = {t["key"]: t["value"] for t in task["tags"]}
+    assert tags["buildkite:job"] == job
+    assert tags["buildkite:pipeline"] == "app"
+    notes = stack.job(job)["notifications"]
+    assert len(notes) == 1
+    assert notes[0]["detail"].startswith("Fargate task ")
+    assert "1024 CPU units / 2048 MiB, spot" in notes[0]["detail"]
+
+
+def test_redelivery_and_duplicates_start_no_second_task(stack: Stack, sample: Loader) -> None:
+    job = stack.create_job()
+    event = enqueue(stack, sample, job)
+    stack.invoke("launcher", event)
+    # The same batch again (SQS at-least-once), then as a redelivery (receive count 2).
+    stack.invoke("launcher", event)
+    for record in event["Records"]:  # type: ignore[attr-defined]
+        record["attributes"]["ApproximateReceiveCount"] = "2"
+    stack.invoke("launcher", event)
+    assert len(stack.tasks()) == 1
+
+
+def test_a_bad_body_fails_alone(stack: Stack, sample: Loader) -> None:
+    job = stack.create_job()
+    event = enqueue(stack, sample, job)
+    bad = sample("launcher-batch.json")["Records"][2]
+    event["Records"].append(bad)  # type: ignore[attr-defined]
+    response = stack.invoke("launcher", event)
+    assert response == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
+    assert len(stack.tasks()) == 1
+
+
+def test_a_size_the_stack_does_not_allow_is_failed_back(stack: Stack, sample: Loader) -> None:
+    job = stack.create_job(agent_query_rules=["queue=fargate", "os=linux", "memory=8192"])
+    event = enqueue(stack, sample, job)
+    response = stack.invoke("launcher", event)
+    assert response == {"batchItemFailures": []}
+    assert stack.tasks() == []
+    view = stack.job(job)
+    assert view["state"] == "finished"
+    assert view["finished_by"] == "stack"
+    assert view["exit_status"] == -1
+    assert "does not allow jobs to choose their size" in view["finish_detail"]
+
+
+def test_a_buildkite_outage_leaves_the_record_for_retry(stack: Stack, sample: Loader) -> None:
+    job = stack.create_job()
+    event = enqueue(stack, sample, job)
+    stack.control(
+        "POST", "faults", {"endpoint": "show-job", "kind": "status", "status": 503, "count": 10}
+    )
+    response = stack.invoke("launcher", event)
+    (message_id,) = [r["messageId"] for r in event["Records"]]  # type: ignore[attr-defined]
+    assert response == {"batchItemFailures": [{"itemIdentifier": message_id}]}
+    assert stack.tasks() == []
+    stack.control("DELETE", "faults")
+    assert stack.invoke("launcher", event) == {"batchItemFailures": []}
+    assert len(stack.tasks()) == 1
