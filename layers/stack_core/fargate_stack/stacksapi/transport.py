@@ -1,0 +1,470 @@
+"""Transport: URLs, headers, the retry loop, error mapping and payload logging.
+
+This is the Go client's ``client.go`` (``newRequest``, ``do``, ``checkResponse``); the
+endpoint modules only say which method, path, body and model they need. It lives apart
+from ``client.py`` so the endpoint modules can build on it without an import cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, TypeVar, overload
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+import pydantic
+import requests
+from pydantic import SecretStr
+from requests.structures import CaseInsensitiveDict
+
+from fargate_stack.stacksapi.errors import (
+    ErrorContext,
+    StacksAPIError,
+    StacksConnectionError,
+    StacksResponseError,
+    http_error,
+)
+from fargate_stack.stacksapi.ratelimit import RateLimit, ResponseInfo
+from fargate_stack.stacksapi.retry import RetryPolicy, parse_retry_after
+from fargate_stack.stacksapi.version import user_agent
+
+# Go DefaultBaseURL (stacksapi client.go); reference §1.
+DEFAULT_BASE_URL = "https://agent.buildkite.com/v3/"
+# Seconds per attempt. Go's default http.Client has no timeout at all; a Lambda must not
+# hang until it is killed, so we always pass one (agent-stack-k8s uses 60 s).
+DEFAULT_TIMEOUT = 30.0
+LOGGER_NAME = "fargate_stack.stacksapi"
+# Batch limits: job_uuids for batch-reserve and get-states, and notifications, at most
+# 1000 per request (Buildkite docs "Stacks API", reference §2.2); JATs assumed the same
+# (only a third-party client's constant says so, reference §2.2 UNCONFIRMED).
+BATCH_MAX = 1000
+
+_JSON = "application/json"
+_REDACTED = "[REDACTED]"
+# Job acquisition tokens are credentials: even a payload log must not show them.
+_JAT_VALUE = re.compile(r'("job_acquisition_token"\s*:\s*)"[^"]*"')
+_M = TypeVar("_M", bound=pydantic.BaseModel)
+_T = TypeVar("_T")
+# A per-call override: None = the client's policy, False = one attempt, True = the
+# client's policy, a RetryPolicy = that policy.
+RetryArg = RetryPolicy | bool | None
+
+
+def escape_segment(value: str) -> str:
+    """Percent-encode one path segment, dots included.
+
+    Go's ``railsPathEscape``: ``url.PathEscape`` then ``.`` -> ``%2E`` because "Rails
+    doesn't accept dots in some path segments". We escape every reserved character
+    (``safe=""``), a superset of Go's set that decodes to the same segment.
+    """
+    return quote(value, safe="").replace(".", "%2E")
+
+
+def build_path(template: str, **params: str) -> str:
+    """``build_path("stacks/{key}/jobs/{job}", key=k, job=j)`` with each value escaped."""
+    return template.format(**{name: escape_segment(value) for name, value in params.items()})
+
+
+def join_url(base_url: str, path: str) -> str:
+    """Append ``path`` to the base URL's path, keeping ``/v3/`` whether or not the base ends
+    with a slash (Go trims the leading slash before ``JoinPath`` for the same reason)."""
+    parts = urlsplit(base_url)
+    joined = parts.path.rstrip("/") + "/" + path.lstrip("/")
+    return urlunsplit((parts.scheme, parts.netloc, joined, "", ""))
+
+
+def require_text(name: str, value: str) -> str:
+    """An empty key or uuid would address a different endpoint (``stacks//jobs``), so it
+    is a caller bug to report before any request."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def require_uuids(name: str, values: Sequence[str]) -> list[str]:
+    """A bare ``str`` is a Sequence of characters; accepting it would send one-letter
+    uuids, so it is refused along with empty or non-string items."""
+    if isinstance(values, str | bytes):
+        raise TypeError(f"{name} must be a list of strings, not a single string")
+    items = list(values)
+    for index, item in enumerate(items):
+        if not isinstance(item, str) or not item:
+            raise ValueError(f"{name}[{index}] must be a non-empty string, got {item!r}")
+    return items
+
+
+def require_range(name: str, value: int | None, low: int, high: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def chunks(items: Sequence[_T], size: int = BATCH_MAX) -> Iterator[tuple[int, Sequence[_T]]]:
+    """(offset, chunk) pairs, so merged answers can refer back to the caller's indexes."""
+    for start in range(0, len(items), size):
+        yield start, items[start : start + size]
+
+
+class BaseClient:
+    """Holds the connection settings and performs requests; see ``StacksClient``."""
+
+    def __init__(
+        self,
+        token: str | SecretStr,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        user_agent_prefix: str | None = None,
+        session: requests.Session | None = None,
+        retry: RetryPolicy | bool = True,
+        log_payloads: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        secret = token if isinstance(token, SecretStr) else SecretStr(token)
+        raw = secret.get_secret_value()
+        if not isinstance(raw, str) or not raw.strip():
+            raise ValueError("token must be a non-empty cluster agent token")
+        if raw != raw.strip() or any(ch in raw for ch in "\r\n\0"):
+            # Never echo the token: say what is wrong with it, not what it is.
+            raise ValueError("token must not contain whitespace, line breaks or NUL")
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+        if parts.query or parts.fragment:
+            raise ValueError(f"base_url must not have a query or fragment, got {base_url!r}")
+        if isinstance(timeout, bool) or not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self._token = secret
+        self._base_url = base_url
+        self._user_agent = user_agent(user_agent_prefix)
+        self._own_session = session is None
+        self._session = session if session is not None else requests.Session()
+        self._retry = self._policy_from(retry, RetryPolicy())
+        self._log_payloads = log_payloads
+        self._timeout = float(timeout)
+        self._logger = logger if logger is not None else logging.getLogger(LOGGER_NAME)
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ public bits
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @property
+    def user_agent(self) -> str:
+        return self._user_agent
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._retry
+
+    @property
+    def last_response(self) -> ResponseInfo | None:
+        """The last HTTP answer this thread received (errors included), or None."""
+        info: ResponseInfo | None = getattr(self._local, "last", None)
+        return info
+
+    @property
+    def last_rate_limit(self) -> RateLimit | None:
+        """The ``RateLimit-*`` values of the last answer this thread received."""
+        info = self.last_response
+        return info.rate_limit if info is not None else None
+
+    def close(self) -> None:
+        """Close the session if this client made it; a caller's session stays theirs."""
+        if self._own_session:
+            self._session.close()
+
+    def __enter__(self) -> BaseClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self._base_url!r}, "
+            f"user_agent={self._user_agent!r}, retry={self._retry!r}, timeout={self._timeout})"
+        )
+
+    # ------------------------------------------------------------------- requests
+
+    @overload
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        model: type[_M],
+        body: Mapping[str, Any] | None = ...,
+        query: Mapping[str, str] | None = ...,
+        retry: RetryArg = ...,
+    ) -> _M: ...
+
+    @overload
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        model: None,
+        body: Mapping[str, Any] | None = ...,
+        query: Mapping[str, str] | None = ...,
+        retry: RetryArg = ...,
+    ) -> None: ...
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        model: type[_M] | None,
+        body: Mapping[str, Any] | None = None,
+        query: Mapping[str, str] | None = None,
+        retry: RetryArg = None,
+    ) -> _M | None:
+        """Send one logical request, retrying as the policy says; parse into ``model``, or
+        ignore the body when ``model`` is None (Go's ``do[struct{}]``)."""
+        policy = self._policy_from(retry, self._retry)
+        url = join_url(self._base_url, path)
+        if query:
+            # Sorted like Go's url.Values.Encode(), so the wire is deterministic.
+            url += "?" + urlencode(sorted(query.items()))
+        payload = None if body is None else _encode(body)
+        failures = 0
+        while True:
+            try:
+                return self._attempt(
+                    method=method,
+                    url=url,
+                    path=path,
+                    payload=payload,
+                    model=model,
+                    attempt=failures + 1,
+                )
+            except StacksAPIError as exc:
+                failures += 1
+                wait = self._next_wait(exc, failures, policy)
+                if wait is None:
+                    raise
+                self._logger.warning(
+                    "Stacks API %s %s failed (%s); attempt %d of %d, retrying in %.3f s",
+                    method,
+                    url,
+                    exc.status if exc.status is not None else type(exc).__name__,
+                    failures,
+                    policy.max_attempts,
+                    wait,
+                    extra={
+                        "http_method": method,
+                        "url": url,
+                        "status_code": exc.status,
+                        "error": exc.message,
+                        "attempt": failures,
+                        "max_attempts": policy.max_attempts,
+                        "wait_seconds": round(wait, 3),
+                    },
+                )
+                policy.sleep(wait)
+
+    def _attempt(
+        self,
+        *,
+        method: str,
+        url: str,
+        path: str,
+        payload: bytes | None,
+        model: type[_M] | None,
+        attempt: int,
+    ) -> _M | None:
+        request_id = str(uuid.uuid4())
+        headers = {
+            "User-Agent": self._user_agent,
+            "Authorization": f"Token {self._token.get_secret_value()}",
+            "Accept": _JSON,
+            "Content-Type": _JSON,
+        }
+        context = {"http_method": method, "url": url, "attempt": attempt, "request_id": request_id}
+        self._logger.debug(
+            "Stacks API request %s %s (attempt %d)", method, url, attempt, extra=context
+        )
+        if self._log_payloads:
+            shown_headers = _redact_headers(headers)
+            shown_body = self._scrub(payload.decode("utf-8")) if payload else ""
+            self._logger.debug(
+                "Stacks API request payload %s %s headers=%s body=%s",
+                method,
+                url,
+                shown_headers,
+                shown_body,
+                extra={**context, "request_headers": shown_headers, "request_body": shown_body},
+            )
+        started = time.monotonic()
+        # Errors are raised outside the `except` blocks below, so they chain nothing: a
+        # requests exception holds the prepared request, Authorization header included,
+        # and a pydantic error holds the input values (job acquisition tokens).
+        failure: str | None = None
+        try:
+            response = self._send(method, url, payload, headers)
+        except requests.RequestException as exc:
+            failure = f"{type(exc).__name__}: {self._scrub(str(exc))}"
+        if failure is not None:
+            self._logger.debug(
+                "Stacks API request %s %s got no answer: %s", method, url, failure, extra=context
+            )
+            raise StacksConnectionError(
+                f"{method} {url}: {failure}", method=method, url=url, path=path, retryable=True
+            )
+        elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+        status = response.status_code
+        response_headers: Mapping[str, str] = CaseInsensitiveDict(response.headers)
+        rate_limit = RateLimit.from_headers(response_headers)
+        retry_after = parse_retry_after(response_headers.get("Retry-After"), self._logger)
+        self._local.last = ResponseInfo(
+            method=method,
+            url=url,
+            status=status,
+            headers=response_headers,
+            rate_limit=rate_limit,
+            retry_after=retry_after,
+        )
+        text = self._scrub(response.content.decode("utf-8", errors="replace"))
+        self._logger.debug(
+            "Stacks API response %s %s: %d in %.1f ms",
+            method,
+            url,
+            status,
+            elapsed_ms,
+            extra={**context, "status_code": status, "duration_ms": elapsed_ms},
+        )
+        if self._log_payloads:
+            self._logger.debug(
+                "Stacks API response payload %s %s: %d headers=%s body=%s",
+                method,
+                url,
+                status,
+                dict(response_headers),
+                text,
+                extra={
+                    **context,
+                    "status_code": status,
+                    "response_headers": dict(response_headers),
+                    "response_body": text,
+                },
+            )
+        if not 200 <= status < 300:
+            raise http_error(
+                method=method,
+                url=url,
+                path=path,
+                status=status,
+                reason=response.reason or "",
+                body=text,
+                headers=response_headers,
+                retry_after=retry_after,
+                rate_limit=rate_limit,
+            )
+        if model is None:
+            return None
+        common = ErrorContext(
+            method=method,
+            url=url,
+            path=path,
+            status=status,
+            body=text,
+            headers=response_headers,
+            rate_limit=rate_limit,
+        )
+        try:
+            data = json.loads(response.content)
+        except ValueError as exc:
+            failure = str(exc)
+        if failure is not None:
+            common["retryable"] = True
+            raise StacksResponseError(
+                f"{method} {url}: {status} response is not valid JSON ({failure})", **common
+            )
+        shape_error: StacksResponseError | None = None
+        try:
+            return model.model_validate(data)
+        except pydantic.ValidationError as exc:
+            shape_error = _shape_error(exc, model, common)
+        raise shape_error
+
+    def _send(
+        self, method: str, url: str, payload: bytes | None, headers: Mapping[str, str]
+    ) -> requests.Response:
+        """``Session.request`` step by step, because its URL preparation decodes ``%2E``
+        back into ``.`` (requote_uri), undoing the escaping Rails needs."""
+        prepared = self._session.prepare_request(
+            requests.Request(method, url, data=payload, headers=dict(headers))
+        )
+        prepared.url = url
+        settings = self._session.merge_environment_settings(url, {}, None, None, None)
+        return self._session.send(prepared, timeout=self._timeout, **settings)
+
+    def _next_wait(self, exc: StacksAPIError, failures: int, policy: RetryPolicy) -> float | None:
+        """The wait before the next attempt, or None to give up and raise ``exc``."""
+        if not exc.retryable or failures >= policy.max_attempts:
+            return None
+        if exc.retry_after is not None:
+            if policy.max_delay is not None and exc.retry_after > policy.max_delay:
+                return None
+            return exc.retry_after
+        return policy.backoff(failures)
+
+    def _policy_from(self, retry: RetryArg, default: RetryPolicy) -> RetryPolicy:
+        if retry is None or retry is True:
+            return default
+        if retry is False:
+            return default.single_attempt()
+        if isinstance(retry, RetryPolicy):
+            return retry
+        raise TypeError(f"retry must be a RetryPolicy, True, False or None, not {retry!r}")
+
+    def _scrub(self, text: str) -> str:
+        """Text bound for a log line or an exception, without credentials: job acquisition
+        tokens, and (defence in depth) our own token should an answer ever echo it."""
+        secret = self._token.get_secret_value()
+        if secret in text:
+            text = text.replace(secret, _REDACTED)
+        return _JAT_VALUE.sub(rf'\1"{_REDACTED}"', text)
+
+
+def _encode(body: Mapping[str, Any]) -> bytes:
+    # Compact like Go's json.Marshal, UTF-8 on the wire; a lone surrogate (which UTF-8
+    # cannot carry) becomes "?" instead of an exception.
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", errors="replace")
+
+
+def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name: (_REDACTED if name.lower() == "authorization" else value)
+        for name, value in headers.items()
+    }
+
+
+def _shape_error(
+    exc: pydantic.ValidationError, model: type[pydantic.BaseModel], common: ErrorContext
+) -> StacksResponseError:
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    first = errors[0] if errors else None
+    field = ".".join(str(part) for part in first["loc"]) if first else None
+    problem = f"field {field!r}: {first['msg']}" if first else "invalid"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return StacksResponseError(
+        f"{common['method']} {common['url']}: {common.get('status')} response does not match "
+        f"{model.__name__}: {problem}{more}",
+        field=field,
+        errors=[dict(e) for e in errors],
+        **common,
+    )
