@@ -7,6 +7,8 @@ patched here and named (reference tooling.md §3):
 
 - moto's RunTask needs a container-level ``memory`` (Fargate sets it per task), so the
   translated task definition gets one equal to the task memory;
+- moto's event source mappings would run the functions in Docker, so they are left out
+  (the local world is the event source mapping);
 - moto's CloudFormation skips alarms, queue policies, the scheduler schedule and the
   poller's EventInvokeConfig: the local world drives the poller itself.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import warnings
 import zipfile
@@ -59,6 +62,9 @@ class AwsWorld:
 @contextmanager
 def moto_server() -> Iterator[str]:
     """A moto server on a free loopback port; boto3 everywhere in this process uses it."""
+    # Its request log and its notes on skipped resource types are noise in `make local`.
+    for name in ("werkzeug", "moto"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()
@@ -88,6 +94,13 @@ def _patch_for_moto(cfn: dict[str, Any]) -> dict[str, Any]:
     task = cfn["Resources"]["AgentTaskDefinition"]["Properties"]
     for container in task["ContainerDefinitions"]:
         container.setdefault("Memory", task["Memory"])
+    # moto's own event source mappings would take messages off the queues and try to run
+    # the functions in Docker; the local world plays the event source mappings itself.
+    cfn["Resources"] = {
+        name: resource
+        for name, resource in cfn["Resources"].items()
+        if resource["Type"] != "AWS::Lambda::EventSourceMapping"
+    }
     return cfn
 
 
@@ -119,7 +132,7 @@ def provision(endpoint_url: str, parameters: Mapping[str, str], token: str) -> A
         # EventInvokeConfig); the module docstring lists them and why that is fine here.
         warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
         _create_stack(client, cfn, values)
-    status = client.describe_stacks(StackName=STACK_NAME)["Stacks"][0]["StackStatus"]
+        status = client.describe_stacks(StackName=STACK_NAME)["Stacks"][0]["StackStatus"]
     if status != "CREATE_COMPLETE":
         raise RuntimeError(f"moto could not create the stack: {status}")
     physical = {

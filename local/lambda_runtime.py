@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -27,6 +28,11 @@ from typing import Any
 import boto3
 
 ROOT = Path(__file__).resolve().parents[1]
+LAYER = ROOT / "layers" / "stack_core"
+# Lambda puts a layer's python/ folder on sys.path; the local world does the same with the
+# layer's source folder, so the handlers import fargate_stack exactly as deployed.
+if str(LAYER) not in sys.path:
+    sys.path.insert(0, str(LAYER))
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -149,7 +155,11 @@ class SqsEventSource:
 
 
 class EventBridgeBridge:
-    def __init__(self, *, pattern: Mapping[str, Any], handler: Handler, function_name: str) -> None:
+    """Reuses the template's own rule (its event pattern, created by moto's CloudFormation)
+    and swaps its Lambda target for an SQS queue: moto answers put_events with a 500 when a
+    matching rule targets a Lambda (tooling.md §3)."""
+
+    def __init__(self, *, rule_name: str, handler: Handler, function_name: str) -> None:
         self._events = boto3.client("events", region_name=REGION)
         self._sqs = boto3.client("sqs", region_name=REGION)
         self._handler = handler
@@ -157,9 +167,11 @@ class EventBridgeBridge:
         queue = self._sqs.create_queue(QueueName=f"local-eventbridge-{uuid.uuid4().hex[:8]}")
         self._url = queue["QueueUrl"]
         arn = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])
-        self._events.put_rule(Name="local-task-stopped", EventPattern=json.dumps(pattern))
+        targets = self._events.list_targets_by_rule(Rule=rule_name)["Targets"]
+        if targets:
+            self._events.remove_targets(Rule=rule_name, Ids=[t["Id"] for t in targets])
         self._events.put_targets(
-            Rule="local-task-stopped",
+            Rule=rule_name,
             Targets=[{"Id": "failure-handler", "Arn": arn["Attributes"]["QueueArn"]}],
         )
         self.delivered = 0

@@ -110,12 +110,36 @@ def workload(opts: WorldOptions) -> list[tuple[str, dict[str, Any]]]:
         command = "exit 1" if i % 5 == 4 else f"echo part {i + 1} ok"
         named.append((f"build part {i + 1}", job(command, priority=(0, 5, 1)[i % 3])))
     named += [
-        ("needs a GPU (not this stack)", job("nvidia-smi", rules=[f"queue={q}", "gpu=true"])),
+        ("needs a GPU (not for this stack)", job("nvidia-smi", rules=[f"queue={q}", "gpu=true"])),
         ("image cannot be pulled", job("true", failure=Failure.IMAGE_PULL)),
         ("runs out of memory", job("true", failure=Failure.OUT_OF_MEMORY)),
         ("canceled while queued", job("true")),
     ]
     return named
+
+
+@dataclass
+class Plumbing:
+    launches: SqsEventSource
+    gave_up: SqsEventSource
+    bridge: EventBridgeBridge
+    fargate: SimulatedFargate
+
+    def step(self) -> None:
+        self.launches.poll()
+        self.gave_up.poll()
+        self.fargate.tick()
+        self.bridge.deliver()
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "launcher_invocations": self.launches.stats.invocations,
+            "launcher_failures": self.launches.stats.failures,
+            "dlq_records": self.gave_up.stats.records,
+            "events_published": self.bridge.published,
+            "events_delivered": self.bridge.delivered,
+            "events_dead_lettered": len(self.bridge.dead_letters),
+        }
 
 
 class World:
@@ -179,45 +203,25 @@ class World:
         report.metrics = emf_totals(log_path)
         return report
 
-    def _loop(self, emu: Emulator, aws: AwsWorld) -> WorldReport:
+    def _plumbing(self, emu: Emulator, aws: AwsWorld) -> Plumbing:
+        """The handlers wired as AWS wires them: SQS mappings, the rule, ECS (simulated)."""
         o = self.opts
-        poller = load_handler("poller")
         launcher = load_handler("launcher")
         failure_handler = load_handler("failure_handler")
         sqs = boto3.client("sqs", region_name=REGION)
 
-        def arn(url: str) -> str:
+        def source(logical_id: str, handler: Any, function_name: str) -> SqsEventSource:
+            url = _url_of(sqs, aws.id_of(logical_id))
             attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-            return str(attrs["Attributes"]["QueueArn"])
+            return SqsEventSource(
+                queue_url=url,
+                queue_arn=attrs["Attributes"]["QueueArn"],
+                handler=handler,
+                function_name=function_name,
+            )
 
-        launch_url = aws.environments["PollerFunction"]["LAUNCH_QUEUE_URL"]
-        dlq_url = _url_of(sqs, aws.id_of("LaunchDeadLetterQueue"))
-        launches = SqsEventSource(
-            queue_url=launch_url,
-            queue_arn=arn(launch_url),
-            handler=launcher.lambda_handler,
-            function_name="launcher",
-        )
-        gave_up = SqsEventSource(
-            queue_url=dlq_url,
-            queue_arn=arn(dlq_url),
-            handler=failure_handler.lambda_handler,
-            function_name="failure-handler",
-        )
-        cluster = aws.environments["LauncherFunction"]["ECS_CLUSTER"]
-        cluster_arn = boto3.client("ecs", region_name=REGION).describe_clusters(clusters=[cluster])[
-            "clusters"
-        ][0]["clusterArn"]
         bridge = EventBridgeBridge(
-            pattern={
-                "source": ["aws.ecs"],
-                "detail-type": ["ECS Task State Change"],
-                "detail": {
-                    "clusterArn": [cluster_arn],
-                    "lastStatus": ["STOPPED"],
-                    "startedBy": [o.stack_key],
-                },
-            },
+            rule_name=aws.id_of("FailureHandlerFunctionTaskStopped"),
             handler=failure_handler.lambda_handler,
             function_name="failure-handler",
         )
@@ -229,30 +233,45 @@ class World:
 
         fargate = SimulatedFargate(
             ecs=boto3.client("ecs", region_name=REGION),
-            cluster=cluster,
+            cluster=aws.environments["LauncherFunction"]["ECS_CLUSTER"],
             agent=SimulatedAgent(emu.base_url, o.token, timing),
             emit=bridge.publish,
             failure_of=failure_of,
             timing=timing,
         )
+        return Plumbing(
+            launches=source("LaunchQueue", launcher.lambda_handler, "launcher"),
+            gave_up=source(
+                "LaunchDeadLetterQueue", failure_handler.lambda_handler, "failure-handler"
+            ),
+            bridge=bridge,
+            fargate=fargate,
+        )
 
+    def _drive_poller(self, stop: threading.Event, errors: list[str]) -> None:
+        """The scheduler: invoke the poller back to back, each invocation polling until
+        its safety margin, as the deployed one-minute schedule does."""
+        poller = load_handler("poller")
+        tick = {"detail-type": "Scheduled Event", "source": "aws.scheduler", "detail": {}}
+        margin = float(os.environ.get("POLL_SAFETY_MARGIN_SECONDS", "10"))
+        while not stop.is_set():
+            context = LocalContext("poller", margin + self.opts.poll_invocation_seconds)
+            try:
+                poller.lambda_handler(tick, context)
+            except Exception as exc:  # noqa: BLE001 - a failed invocation is reported, not fatal
+                errors.append(repr(exc))
+                time.sleep(self.opts.poll_interval)
+
+    def _loop(self, emu: Emulator, aws: AwsWorld) -> WorldReport:
+        o = self.opts
+        plumbing = self._plumbing(emu, aws)
         stop = threading.Event()
         poller_errors: list[str] = []
-
-        def drive_poller() -> None:
-            tick = {"detail-type": "Scheduled Event", "source": "aws.scheduler", "detail": {}}
-            margin = float(os.environ.get("POLL_SAFETY_MARGIN_SECONDS", "10"))
-            while not stop.is_set():
-                context = LocalContext("poller", margin + o.poll_invocation_seconds)
-                try:
-                    poller.lambda_handler(tick, context)
-                except Exception as exc:  # noqa: BLE001 - a failed invocation is reported, not fatal
-                    poller_errors.append(repr(exc))
-                    time.sleep(o.poll_interval)
-
         self.control(emu, "POST", f"queues/{o.queue}/pause", {"paused": True})
         self.say(f"queue:     paused for {o.pause_seconds:.0f} s (the poller must launch nothing)")
-        thread = threading.Thread(target=drive_poller, name="poller", daemon=True)
+        thread = threading.Thread(
+            target=self._drive_poller, args=(stop, poller_errors), name="poller", daemon=True
+        )
         thread.start()
         started = time.monotonic()
         paused = True
@@ -262,10 +281,7 @@ class World:
                 if paused and time.monotonic() - started >= o.pause_seconds:
                     self.control(emu, "POST", f"queues/{o.queue}/pause", {"paused": False})
                     paused = False
-                launches.poll()
-                gave_up.poll()
-                fargate.tick()
-                bridge.deliver()
+                plumbing.step()
                 states = self._states(emu)
                 progress = ", ".join(
                     f"{k} {v}" for k, v in sorted(Counter(states.values()).items())
@@ -273,22 +289,14 @@ class World:
                 if progress != last_progress:
                     self.say(f"  t={time.monotonic() - started:5.1f}s  {progress}")
                     last_progress = progress
-                if not paused and self._settled(states) and not fargate.busy():
+                if not paused and self._settled(states) and not plumbing.fargate.busy():
                     break
                 time.sleep(0.05)
         finally:
             stop.set()
             thread.join(timeout=30)
-        report = self._report(emu, fargate, aws)
-        report.counts.update(
-            launcher_invocations=launches.stats.invocations,
-            launcher_failures=launches.stats.failures,
-            dlq_records=gave_up.stats.records,
-            events_published=bridge.published,
-            events_delivered=bridge.delivered,
-            events_dead_lettered=len(bridge.dead_letters),
-            poller_errors=len(poller_errors),
-        )
+        report = self._report(emu, plumbing.fargate)
+        report.counts.update(plumbing.counts(), poller_errors=len(poller_errors))
         return report
 
     def _states(self, emu: Emulator) -> dict[str, str]:
@@ -306,7 +314,7 @@ class World:
         return True
 
     # ------------------------------------------------------------------ verdict
-    def _report(self, emu: Emulator, fargate: SimulatedFargate, aws: AwsWorld) -> WorldReport:
+    def _report(self, emu: Emulator, fargate: SimulatedFargate) -> WorldReport:
         tasks_by_job: dict[str, list[str]] = {}
         for task in fargate.tasks.values():
             if task.job_uuid:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from fargate_stack.domain.launch import CapacityStrategy
 from fargate_stack.errors import ConfigurationError
 from fargate_stack.settings import (
-    CapacityStrategy,
     LauncherSettings,
     PollerSettings,
     load,

@@ -1,0 +1,106 @@
+"""Command line of the local world: options, progress, the final table and the verdict."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from local.world import OUT, World, WorldOptions, WorldReport
+
+
+def parse_args(argv: Sequence[str] | None) -> WorldOptions:
+    parser = argparse.ArgumentParser(
+        prog="make local",
+        description="Run the whole Buildkite Fargate Stack loop locally: the Stacks API "
+        "emulator, moto provisioned from template.yaml, the real poller, launcher and "
+        "failure handler, and a simulated Fargate. Exits 1 if an invariant breaks.",
+    )
+    parser.add_argument("--jobs", type=int, default=8, help="ordinary jobs (default 8)")
+    parser.add_argument("--poll-interval", type=int, default=1, help="seconds (default 1)")
+    parser.add_argument("--max-in-flight", type=int, default=0, help="0 = unlimited (default)")
+    parser.add_argument("--timeout", type=float, default=90, help="seconds before giving up")
+    parser.add_argument(
+        "--start-latency",
+        type=float,
+        default=0.6,
+        help="simulated Fargate start time, seconds (default 0.6)",
+    )
+    parser.add_argument("--out", type=Path, default=OUT, help=f"output folder ({OUT})")
+    args = parser.parse_args(argv)
+    if args.jobs < 0 or args.poll_interval < 1:
+        parser.error("--jobs must be >= 0 and --poll-interval >= 1")
+    return WorldOptions(
+        jobs=args.jobs,
+        poll_interval=args.poll_interval,
+        max_in_flight=args.max_in_flight,
+        timeout=args.timeout,
+        provisioning_seconds=args.start_latency / 2,
+        pending_seconds=args.start_latency / 2,
+        out_dir=args.out,
+    )
+
+
+def print_report(report: WorldReport, out: TextIO) -> None:
+    print("", file=out)
+    header = (
+        f"{'job':<9} {'what':<30} {'prio':>4}  {'final state':<22} {'task':<10} "
+        f"{'dispatch':>9}  why"
+    )
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    for job in sorted(report.jobs, key=lambda j: (-j.priority, j.label)):
+        state = job.state + (f" (exit {job.exit_status})" if job.exit_status is not None else "")
+        if job.finished_by == "stack":
+            state = f"failed back (exit {job.exit_status})"
+        dispatch = f"{job.dispatch_ms / 1000:.2f} s" if job.dispatch_ms is not None else "-"
+        why = _why(job.detail, job.state, job.label)
+        print(
+            f"{job.id[:8]:<9} {job.label[:30]:<30} {job.priority:>4}  {state:<22} "
+            f"{(job.task or '-')[:10]:<10} {dispatch:>9}  {why}",
+            file=out,
+        )
+    print("", file=out)
+    print("Dashboard metrics (sums of what the handlers emitted):", file=out)
+    for name, value in sorted(report.metrics.items()):
+        if value:
+            print(f"  {name:<40} {value:>10.0f}", file=out)
+    print("", file=out)
+    print("Local plumbing: " + ", ".join(f"{k} {v}" for k, v in report.counts.items()), file=out)
+    print("", file=out)
+    if report.ok:
+        print(
+            "Invariants: no job lost, no double launch, FailJob only for jobs never taken: OK",
+            file=out,
+        )
+    else:
+        print("INVARIANTS BROKEN:", file=out)
+        for violation in report.violations:
+            print(f"  - {violation}", file=out)
+
+
+def _why(detail: str | None, state: str, label: str) -> str:
+    if detail:
+        text = detail.removeprefix("Buildkite Fargate Stack: ")
+        return text if len(text) <= 90 else text[:89] + "…"
+    if state == "scheduled" and label.endswith("(not for this stack)"):
+        return "agent tags do not match this stack: left for another"
+    if state in ("running", "accepted"):
+        return "the agent took the job, then its task died (Buildkite marks the agent lost)"
+    return ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts = parse_args(argv)
+    console = sys.stdout
+    world = World(opts, console)
+    try:
+        report = world.run()
+    except KeyboardInterrupt:
+        print("\ninterrupted; everything stopped", file=console)
+        return 130
+    print_report(report, console)
+    print(f"Handler logs and metrics: {opts.out_dir / 'lambda.log'}", file=console)
+    return 0 if report.ok else 1
