@@ -196,10 +196,10 @@ class World:
             for variables in aws.environments.values():
                 env.update(variables)
             env["POWERTOOLS_SERVICE_NAME"] = "local"
-            os.environ.update(env)
-            self.seed(emu)
-            self.say(f"workload:  {len(self.labels)} jobs on queue {o.queue!r}")
-            report = self._loop(emu, aws)
+            with _environment(env):
+                self.seed(emu)
+                self.say(f"workload:  {len(self.labels)} jobs on queue {o.queue!r}")
+                report = self._loop(emu, aws)
         report.metrics = emf_totals(log_path)
         return report
 
@@ -352,6 +352,37 @@ class World:
             if view.get("finished_by") == "stack" and seen & AGENT_STATES:
                 violations.append(f"FailJob on a job the agent took: {label} ({job_id})")
         return WorldReport(jobs=outcomes, violations=violations, metrics={})
+
+
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """The functions' environment for this run only; the composition root's caches are
+    cleared on the way in and out, since they hold clients bound to this run's servers."""
+    from fargate_stack import bootstrap, settings  # noqa: PLC0415 - after sys.path is set
+
+    def clear() -> None:
+        for cached in (
+            bootstrap.poller,
+            bootstrap.launcher,
+            bootstrap.failure_handler,
+            settings.get_poller_settings,
+            settings.get_launcher_settings,
+            settings.get_failure_handler_settings,
+        ):
+            cached.cache_clear()
+
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    clear()
+    try:
+        yield
+    finally:
+        clear()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _url_of(sqs: Any, physical_id: str) -> str:

@@ -1,0 +1,83 @@
+"""The whole loop on one machine: emulator + moto (from template.yaml) + the real handlers +
+a simulated Fargate. Given the demo workload, the run ends with DESIGN.md's invariants
+intact and each hard case handled as a user would expect."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from local.world import JobOutcome, World, WorldOptions, WorldReport
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[WorldReport, Path, str]:
+    out = tmp_path_factory.mktemp("world")
+    opts = WorldOptions(jobs=4, timeout=60, pause_seconds=1.5, out_dir=out)
+    console = io.StringIO()
+    result = World(opts, console).run()
+    return result, out, opts.token
+
+
+def by_label(report: WorldReport, label: str) -> JobOutcome:
+    (job,) = [j for j in report.jobs if j.label == label]
+    return job
+
+
+def test_invariants_hold(report: tuple[WorldReport, Path, str]) -> None:
+    result, _, _ = report
+    assert result.violations == []
+    assert result.ok
+
+
+def test_ordinary_jobs_ran_on_their_own_task(report: tuple[WorldReport, Path, str]) -> None:
+    result, _, _ = report
+    ordinary = [j for j in result.jobs if j.label.startswith("build part")]
+    assert len(ordinary) == 4
+    for job in ordinary:
+        assert job.state == "finished", job
+        assert job.finished_by == "agent"
+        assert job.task is not None
+        assert job.dispatch_ms is not None
+    assert len({j.task for j in ordinary}) == 4
+    assert by_label(result, "build part 1").exit_status == 0
+
+
+def test_an_image_pull_failure_is_failed_back_with_the_reason(
+    report: tuple[WorldReport, Path, str],
+) -> None:
+    job = by_label(report[0], "image cannot be pulled")
+    assert job.finished_by == "stack"
+    assert job.exit_status == -1
+    assert "could not be pulled" in (job.detail or "")
+
+
+def test_jobs_the_agent_took_are_never_failed_back(report: tuple[WorldReport, Path, str]) -> None:
+    job = by_label(report[0], "runs out of memory")
+    assert job.finished_by is None
+    assert job.state == "running"
+
+
+def test_jobs_for_other_stacks_and_canceled_jobs_are_left_alone(
+    report: tuple[WorldReport, Path, str],
+) -> None:
+    result = report[0]
+    gpu = by_label(result, "needs a GPU (not for this stack)")
+    assert gpu.state == "scheduled"
+    assert all(h["state"] != "reserved" for h in gpu.history)
+    assert by_label(result, "canceled while queued").state == "canceled"
+
+
+def test_the_paused_window_launched_nothing(report: tuple[WorldReport, Path, str]) -> None:
+    result = report[0]
+    assert result.metrics.get("PollsPaused", 0) >= 1
+    assert result.metrics["TasksLaunched[spot]"] == 6
+
+
+def test_the_token_never_reaches_the_logs(report: tuple[WorldReport, Path, str]) -> None:
+    _, out, token = report
+    text = (out / "lambda.log").read_text()
+    assert '"_aws"' in text
+    assert token not in text
