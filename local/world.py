@@ -399,8 +399,10 @@ def _parse_time(text: str | None) -> Any:
 
 
 def emf_totals(log_path: Path) -> dict[str, float]:
-    """Sum every EMF metric the handlers printed: what CloudWatch would have received."""
+    """Every EMF metric the handlers printed, as CloudWatch would show it over the run:
+    counts summed, milliseconds averaged (key suffixed ``(avg ms)``)."""
     totals: dict[str, float] = defaultdict(float)
+    samples: dict[str, int] = defaultdict(int)
     for line in _lines(log_path):
         if not line.startswith('{"_aws"'):
             continue
@@ -417,8 +419,11 @@ def emf_totals(log_path: Path) -> dict[str, float]:
                 values = blob.get(name)
                 total = sum(values) if isinstance(values, list) else float(values or 0)
                 key = name + "".join(f"[{blob[d]}]" for d in dims)
+                if metric.get("Unit") == "Milliseconds":
+                    key += " (avg ms)"
+                    samples[key] += len(values) if isinstance(values, list) else 1
                 totals[key] += total
-    return dict(totals)
+    return {k: v / samples[k] if k in samples else v for k, v in totals.items()}
 
 
 def _lines(path: Path) -> Iterator[str]:

@@ -39,7 +39,7 @@ def test_layer_targets_python312_on_arm64(
     sam_template: dict[str, Any], cfn_template: dict[str, Any]
 ) -> None:
     layer = sam_template["Resources"]["StackCoreLayer"]
-    assert layer["Metadata"]["BuildMethod"] == "python3.12"
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
     assert layer["Metadata"]["BuildArchitecture"] == "arm64"
     (cfn_layer,) = _of_type(cfn_template, "AWS::Lambda::LayerVersion").values()
     assert cfn_layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
@@ -49,6 +49,7 @@ def test_layer_targets_python312_on_arm64(
 def test_layer_content_holds_the_package_and_its_pins(sam_template: dict[str, Any]) -> None:
     content = ROOT / sam_template["Resources"]["StackCoreLayer"]["Properties"]["ContentUri"]
     assert (content / "requirements.txt").is_file()
+    assert "build-StackCoreLayer:" in (content / "Makefile").read_text()
     assert (content / "fargate_stack" / "__init__.py").is_file()
     # sam build adds python/ itself; a python/ folder here would end up as python/python/.
     assert not (content / "python").exists()

@@ -65,7 +65,8 @@ def _stacks(settings: CommonSettings) -> BuildkiteStacks:
 
 def _set_metric_dimensions(settings: CommonSettings) -> None:
     # One account may run several stacks; the stack key tells their metrics apart.
-    metrics.set_default_dimensions(stack=settings.stack_key)
+    if metrics.default_dimensions.get("stack") != settings.stack_key:
+        metrics.set_default_dimensions(stack=settings.stack_key)
 
 
 @cache
