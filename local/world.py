@@ -358,26 +358,15 @@ class World:
 def _environment(values: Mapping[str, str]) -> Iterator[None]:
     """The functions' environment for this run only; the composition root's caches are
     cleared on the way in and out, since they hold clients bound to this run's servers."""
-    from fargate_stack import bootstrap, settings  # noqa: PLC0415 - after sys.path is set
-
-    def clear() -> None:
-        for cached in (
-            bootstrap.poller,
-            bootstrap.launcher,
-            bootstrap.failure_handler,
-            settings.get_poller_settings,
-            settings.get_launcher_settings,
-            settings.get_failure_handler_settings,
-        ):
-            cached.cache_clear()
+    from fargate_stack import bootstrap  # noqa: PLC0415 - after sys.path is set
 
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
-    clear()
+    bootstrap.reset()
     try:
         yield
     finally:
-        clear()
+        bootstrap.reset()
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

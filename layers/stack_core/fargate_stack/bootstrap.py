@@ -155,3 +155,18 @@ def failure_handler() -> HandleStopped:
         stack_key=settings.stack_key,
         agent_container=settings.agent_container_name,
     )
+
+
+def reset() -> None:
+    """Forget every cached client and setting; for tests and the local world, which build
+    several stacks in one process (a Lambda container builds exactly one)."""
+    for cached in (
+        poller,
+        launcher,
+        failure_handler,
+        get_poller_settings,
+        get_launcher_settings,
+        get_failure_handler_settings,
+    ):
+        cached.cache_clear()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]

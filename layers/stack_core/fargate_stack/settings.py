@@ -31,6 +31,10 @@ _STACK_KEY = r"^[A-Za-z0-9_-]{1,80}$"  # reference stacks-api.md §3.1
 _SM_ARN = r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$"
 _SUBNET = r"^subnet-[0-9a-f]{8,17}$"
 _SECURITY_GROUP = r"^sg-[0-9a-f]{8,17}$"
+_ID_FORMATS = {
+    "subnets": (_SUBNET, "subnet ids"),
+    "security_groups": (_SECURITY_GROUP, "security group ids"),
+}
 
 
 def _split(value: object) -> object:
@@ -102,20 +106,13 @@ class LauncherSettings(CommonSettings):
 
     _split_subnets = field_validator("subnets", "security_groups", mode="before")(_split)
 
-    @field_validator("subnets")
+    @field_validator("subnets", "security_groups")
     @classmethod
-    def _subnet_ids(cls, value: list[str]) -> list[str]:
-        bad = [s for s in value if not _matches(_SUBNET, s)]
+    def _aws_ids(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        pattern, what = _ID_FORMATS[str(info.field_name)]
+        bad = [item for item in value if not re.match(pattern, item)]
         if bad:
-            raise ValueError(f"not subnet ids: {', '.join(bad)}")
-        return value
-
-    @field_validator("security_groups")
-    @classmethod
-    def _sg_ids(cls, value: list[str]) -> list[str]:
-        bad = [s for s in value if not _matches(_SECURITY_GROUP, s)]
-        if bad:
-            raise ValueError(f"not security group ids: {', '.join(bad)}")
+            raise ValueError(f"not {what}: {', '.join(bad)}")
         return value
 
     @field_validator("default_memory")
@@ -137,10 +134,6 @@ class LauncherSettings(CommonSettings):
 class FailureHandlerSettings(CommonSettings):
     ecs_cluster: str = Field(min_length=1)
     agent_container_name: str = Field(min_length=1, max_length=255)
-
-
-def _matches(pattern: str, value: str) -> bool:
-    return re.match(pattern, value) is not None
 
 
 SettingsT = TypeVar("SettingsT", bound=CommonSettings)

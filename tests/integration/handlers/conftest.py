@@ -16,10 +16,9 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from fargate_stack import bootstrap, settings
+from fargate_stack import bootstrap
 from local.aws_world import AwsWorld, provision
 from local.emulator import Emulator
 from local.lambda_runtime import LocalContext, load_handler
@@ -112,30 +111,10 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
     }
 
 
-def _clear_caches() -> None:
-    for cached in (
-        bootstrap.poller,
-        bootstrap.launcher,
-        bootstrap.failure_handler,
-        settings.get_poller_settings,
-        settings.get_launcher_settings,
-        settings.get_failure_handler_settings,
-    ):
-        cached.cache_clear()
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
-
-
 @pytest.fixture
-def stack(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def stack(
+    emulator: Emulator, fake_aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Stack]:
     with mock_aws():
         aws = provision(
             "in-process",
@@ -152,14 +131,14 @@ def stack(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack
                 monkeypatch.setenv(name, value)
         # The poller loops until this margin before its timeout; tests give it ~1 s.
         monkeypatch.setenv("POLL_SAFETY_MARGIN_SECONDS", "1")
-        _clear_caches()
+        bootstrap.reset()
         handlers = {
             "poller": load_handler("poller"),
             "launcher": load_handler("launcher"),
             "failure_handler": load_handler("failure_handler"),
         }
         yield Stack(aws=aws, emulator=emulator, handlers=handlers)
-        _clear_caches()
+        bootstrap.reset()
 
 
 Loader = Callable[[str], dict[str, Any]]

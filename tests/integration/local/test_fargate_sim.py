@@ -22,14 +22,7 @@ FAST = FargateTiming(provisioning_seconds=0.0, pending_seconds=0.0, command_time
 
 
 @pytest.fixture
-def ecs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def ecs(fake_aws_env: None) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("ecs", region_name="us-east-1")
         client.create_cluster(clusterName="bk")
