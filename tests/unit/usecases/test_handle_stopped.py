@@ -60,13 +60,21 @@ def test_a_job_never_taken_is_failed_with_the_reason(
     assert exit_status == -1
 
 
-@pytest.mark.parametrize("state", ["assigned", "accepted", "running", "finished", "canceled", ""])
+@pytest.mark.parametrize("state", ["assigned", "accepted", "running", "finished", "canceled"])
 def test_a_job_the_agent_took_is_left_alone(state: str) -> None:
     job = str(uuid.uuid4())
-    use_case, api = handler({job: state} if state else {})
+    use_case, api = handler({job: state})
     decision = use_case.on_task_stopped(ours("ecs-stopped-oom.json", "forms-perf-test", job))
     assert not decision.failed
     assert decision.reason == "agent_took_job"
+    assert api.failed == {}
+
+
+def test_a_job_buildkite_no_longer_knows_is_left_alone() -> None:
+    job = str(uuid.uuid4())
+    use_case, api = handler({})
+    decision = use_case.on_task_stopped(ours("ecs-stopped-oom.json", "forms-perf-test", job))
+    assert (decision.failed, decision.reason) == (False, "unknown_job")
     assert api.failed == {}
 
 

@@ -44,14 +44,16 @@ def message(rules: list[str] | None = None) -> LaunchMessage:
 
 
 def world(
-    msg: LaunchMessage, strategy: CapacityStrategy = CapacityStrategy.SPOT
+    msg: LaunchMessage,
+    strategy: CapacityStrategy = CapacityStrategy.SPOT,
+    clock: FakeClock | None = None,
 ) -> tuple[LaunchJob, FakeStacksApi, FakeTasks]:
     api = FakeStacksApi()
     job_uuid = str(msg.job_uuid)
     api.jobs_data[job_uuid] = JobData(job_uuid, {"BUILDKITE_PIPELINE_SLUG": "app"}, "make")
     tasks = FakeTasks()
     launcher = LaunchJob(
-        api=api, tasks=tasks, clock=FakeClock(), options=LaunchOptions(CONFIG, strategy)
+        api=api, tasks=tasks, clock=clock or FakeClock(), options=LaunchOptions(CONFIG, strategy)
     )
     return launcher, api, tasks
 
@@ -150,3 +152,12 @@ def test_a_failed_notification_does_not_undo_the_launch() -> None:
     api.notify_error = TransientError("503")
     assert launcher.launch(msg)["outcome"] == "launched"
     assert len(tasks.launched) == 1
+
+
+def test_a_late_launch_still_launches_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    msg = message()
+    late = FakeClock(current=msg.reservation_expires_at + timedelta(seconds=30))
+    launcher, _, tasks = world(msg, clock=late)
+    assert launcher.launch(msg)["outcome"] == "launched"
+    assert len(tasks.launched) == 1
+    assert any("reservation expired" in r.getMessage() for r in caplog.records)

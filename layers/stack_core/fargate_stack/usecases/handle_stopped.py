@@ -30,6 +30,7 @@ class Ignored(StrEnum):
     NOT_OURS = "not_ours"
     JOB_NOT_ACQUIRABLE = "job_not_acquirable"
     AGENT_TOOK_JOB = "agent_took_job"
+    UNKNOWN_JOB = "unknown_job"
     ALREADY_FINISHED = "already_finished"
 
 
@@ -80,9 +81,12 @@ class HandleStopped:
 
     def _fail_if_never_taken(self, job_uuid: str, detail: str, reason: StrEnum) -> Decision:
         states = self._api.get_job_states(stack_key=self._stack_key, job_uuids=[job_uuid])
-        state = states.states.get(job_uuid, "")
+        state = states.states.get(job_uuid)
+        if state is None:
+            # Buildkite no longer knows the job (get-states omits unknown uuids).
+            return self._ignore(job_uuid, Ignored.UNKNOWN_JOB)
         if state not in NEVER_TAKEN_STATES:
-            return self._ignore(job_uuid, Ignored.AGENT_TOOK_JOB, state=state or "unknown")
+            return self._ignore(job_uuid, Ignored.AGENT_TOOK_JOB, state=state)
         try:
             self._api.fail_job(
                 stack_key=self._stack_key,

@@ -32,7 +32,7 @@ from fargate_stack.errors import (
     PermanentError,
     StackError,
 )
-from fargate_stack.models.messages import LaunchMessage
+from fargate_stack.models.messages import LaunchMessage, remaining_reservation_seconds
 from fargate_stack.observability import Metric, count, count_by, logger, milliseconds
 from fargate_stack.ports import Clock, StacksApi, TaskRunner
 
@@ -77,6 +77,14 @@ class LaunchJob:
         self, message: LaunchMessage, job_uuid: str, *, redelivered: bool
     ) -> dict[str, str]:
         cfg = self._options.config
+        late = -remaining_reservation_seconds(message, self._clock.now())
+        if late > 0:
+            # Still launched: the agent can acquire a job that is scheduled again, and a
+            # second listing's message for it finds this launch in the ledger.
+            logger.warning(
+                "reservation expired before the launch; launching anyway",
+                extra={"late_seconds": round(late, 1)},
+            )
         if redelivered:
             existing = self._tasks.find_task_of_job(
                 cluster=cfg.cluster,
