@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -69,7 +69,17 @@ def print_report(report: WorldReport, out: TextIO) -> None:
         if value:
             print(f"  {name:<40} {value:>10.0f}", file=out)
     print("", file=out)
-    print("Local plumbing: " + ", ".join(f"{k} {v}" for k, v in report.counts.items()), file=out)
+    launched = max(report.launched, 1)
+    stacks = sum(report.stacks_calls.values())
+    aws = sum(report.aws_calls.values())
+    print(
+        f"API calls per launched job ({report.launched} launched): Stacks API "
+        f"{stacks / launched:.2f}, AWS {aws / launched:.2f}",
+        file=out,
+    )
+    print("  Stacks API: " + _counts(report.stacks_calls), file=out)
+    print("  AWS:        " + _counts(report.aws_calls), file=out)
+    print("Local plumbing: " + _counts(report.counts), file=out)
     print("", file=out)
     if report.ok:
         print(
@@ -80,6 +90,10 @@ def print_report(report: WorldReport, out: TextIO) -> None:
         print("INVARIANTS BROKEN:", file=out)
         for violation in report.violations:
             print(f"  - {violation}", file=out)
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
 
 
 def _why(detail: str | None, state: str, label: str) -> str:

@@ -36,6 +36,10 @@ if str(LAYER) not in sys.path:
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 Handler = Callable[[dict[str, Any], Any], Any]
+# The local world's own plumbing (event source mappings, the EventBridge bridge, the
+# simulated Fargate) uses this session, so that the default session, which the handlers'
+# clients use, counts only the stack's own AWS calls.
+PLUMBING = boto3.session.Session()
 
 
 @dataclass
@@ -96,7 +100,7 @@ class SqsEventSource:
         timeout_seconds: float = 60,
         retry_after_seconds: int = 1,
     ) -> None:
-        self._sqs = boto3.client("sqs", region_name=REGION)
+        self._sqs = PLUMBING.client("sqs", region_name=REGION)
         self._url = queue_url
         self._arn = queue_arn
         self._handler = handler
@@ -160,8 +164,8 @@ class EventBridgeBridge:
     matching rule targets a Lambda (tooling.md §3)."""
 
     def __init__(self, *, rule_name: str, handler: Handler, function_name: str) -> None:
-        self._events = boto3.client("events", region_name=REGION)
-        self._sqs = boto3.client("sqs", region_name=REGION)
+        self._events = PLUMBING.client("events", region_name=REGION)
+        self._sqs = PLUMBING.client("sqs", region_name=REGION)
         self._handler = handler
         self._function = function_name
         queue = self._sqs.create_queue(QueueName=f"local-eventbridge-{uuid.uuid4().hex[:8]}")

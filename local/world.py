@@ -23,13 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import boto3
 import requests
 
 from local.aws_world import REGION, AwsWorld, moto_server, provision
 from local.emulator import Emulator
 from local.fargate import Failure, FargateTiming, SimulatedAgent, SimulatedFargate
-from local.lambda_runtime import EventBridgeBridge, LocalContext, SqsEventSource, load_handler
+from local.lambda_runtime import (
+    PLUMBING,
+    EventBridgeBridge,
+    LocalContext,
+    SqsEventSource,
+    load_handler,
+)
 
 OUT = Path(__file__).resolve().parent / "out"
 _HTTP_TIMEOUT = 10.0
@@ -74,6 +79,13 @@ class WorldReport:
     violations: list[str]
     metrics: dict[str, float]
     counts: dict[str, int] = field(default_factory=dict)
+    # Calls the handlers made during the run, by operation (not the local plumbing's).
+    aws_calls: dict[str, int] = field(default_factory=dict)
+    stacks_calls: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def launched(self) -> int:
+        return sum(1 for job in self.jobs if job.task is not None)
 
     @property
     def ok(self) -> bool:
@@ -208,7 +220,7 @@ class World:
         o = self.opts
         launcher = load_handler("launcher")
         failure_handler = load_handler("failure_handler")
-        sqs = boto3.client("sqs", region_name=REGION)
+        sqs = PLUMBING.client("sqs", region_name=REGION)
 
         def source(logical_id: str, handler: Any, function_name: str) -> SqsEventSource:
             url = _url_of(sqs, aws.id_of(logical_id))
@@ -232,7 +244,7 @@ class World:
             return Failure(env.get("LOCAL_FAILURE", ""))
 
         fargate = SimulatedFargate(
-            ecs=boto3.client("ecs", region_name=REGION),
+            ecs=PLUMBING.client("ecs", region_name=REGION),
             cluster=aws.environments["LauncherFunction"]["ECS_CLUSTER"],
             agent=SimulatedAgent(emu.base_url, o.token, timing),
             emit=bridge.publish,
@@ -265,6 +277,17 @@ class World:
     def _loop(self, emu: Emulator, aws: AwsWorld) -> WorldReport:
         o = self.opts
         plumbing = self._plumbing(emu, aws)
+        aws_calls: Counter[str] = Counter()
+
+        def count_call(event_name: str, **_: Any) -> None:
+            # before-call.<service>.<Operation>
+            aws_calls[event_name.split(".", 1)[1]] += 1
+
+        from fargate_stack.bootstrap import aws_session  # noqa: PLC0415 - layer path set above
+
+        session = aws_session()
+        session.events.register("before-call", count_call)
+        self.control(emu, "DELETE", "calls")
         stop = threading.Event()
         poller_errors: list[str] = []
         self.control(emu, "POST", f"queues/{o.queue}/pause", {"paused": True})
@@ -295,8 +318,17 @@ class World:
         finally:
             stop.set()
             thread.join(timeout=30)
+            session.events.unregister("before-call", count_call)
         report = self._report(emu, plumbing.fargate)
         report.counts.update(plumbing.counts(), poller_errors=len(poller_errors))
+        report.aws_calls = dict(aws_calls)
+        report.stacks_calls = dict(
+            Counter(
+                c["endpoint"]
+                for c in self.control(emu, "GET", "calls")["calls"]
+                if c["endpoint"] and not c["endpoint"].startswith("agent-")
+            )
+        )
         return report
 
     def _states(self, emu: Emulator) -> dict[str, str]:

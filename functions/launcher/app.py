@@ -35,8 +35,11 @@ def launch_record(record: SQSRecord) -> dict[str, str]:
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
-    _, idempotency, _ = launcher()
+    use_case, idempotency, _ = launcher()
     idempotency.register_lambda_context(context)
-    return process_partial_response(
-        event=event, record_handler=launch_record, processor=processor, context=context
-    )
+    try:
+        return process_partial_response(
+            event=event, record_handler=launch_record, processor=processor, context=context
+        )
+    finally:
+        use_case.flush_notifications()

@@ -44,11 +44,21 @@ LEDGER_TTL_SECONDS = 24 * 60 * 60
 _AWS_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 5})
 
 
+# How long the cluster token is cached: a rotated secret is picked up within this time.
+TOKEN_MAX_AGE_SECONDS = 300
+
+
+@cache
+def aws_session() -> boto3.session.Session:
+    """One session for every AWS client the stack makes (the local world counts its calls)."""
+    return boto3.session.Session()
+
+
 def _token(settings: CommonSettings) -> str:
     if settings.buildkite_token is not None:
         return settings.buildkite_token.get_secret_value()
-    # Powertools caches the secret for 5 minutes, so a rotated token is picked up.
-    value = parameters.get_secret(settings.cluster_token_secret_arn)
+    secrets = parameters.SecretsProvider(boto3_session=aws_session())
+    value = secrets.get(settings.cluster_token_secret_arn, max_age=TOKEN_MAX_AGE_SECONDS)
     return str(value).strip()
 
 
@@ -87,13 +97,15 @@ def poller() -> tuple[PollJobs, SystemClock, LoopTiming]:
         cluster=settings.ecs_cluster,
         metadata={
             "stack_version": STACK_VERSION,
-            "region": boto3.session.Session().region_name or "",
+            "region": aws_session().region_name or "",
         },
     )
     use_case = PollJobs(
         api=_stacks(settings),
-        queue=SqsLaunchQueue(settings.launch_queue_url, boto3.client("sqs", config=_AWS_CONFIG)),
-        tasks=EcsTasks(boto3.client("ecs", config=_AWS_CONFIG)),
+        queue=SqsLaunchQueue(
+            settings.launch_queue_url, aws_session().client("sqs", config=_AWS_CONFIG)
+        ),
+        tasks=EcsTasks(aws_session().client("ecs", config=_AWS_CONFIG)),
         clock=clock,
         config=config,
     )
@@ -128,7 +140,7 @@ def launcher() -> tuple[LaunchJob, IdempotencyConfig, Any]:
     )
     use_case = LaunchJob(
         api=_stacks(settings),
-        tasks=EcsTasks(boto3.client("ecs", config=_AWS_CONFIG)),
+        tasks=EcsTasks(aws_session().client("ecs", config=_AWS_CONFIG)),
         clock=SystemClock(),
         options=options,
     )
@@ -137,7 +149,7 @@ def launcher() -> tuple[LaunchJob, IdempotencyConfig, Any]:
     )
     store = DynamoDBPersistenceLayer(
         table_name=settings.idempotency_table,
-        boto3_session=boto3.session.Session(),
+        boto3_session=aws_session(),
         boto_config=_AWS_CONFIG,
     )
     launch_once = idempotent_function(
@@ -161,6 +173,7 @@ def reset() -> None:
     """Forget every cached client and setting; for tests and the local world, which build
     several stacks in one process (a Lambda container builds exactly one)."""
     for cached in (
+        aws_session,
         poller,
         launcher,
         failure_handler,

@@ -125,8 +125,10 @@ class BuildkiteStacks:
                 retry=BRIEF,
             )
 
-    def create_stack_notification(self, *, stack_key: str, job_uuid: str, detail: str) -> object:
-        with _translated("job"):
-            return self._client.create_stack_notification(
-                stack_key=stack_key, job_uuid=job_uuid, detail=detail, retry=False
+    def create_stack_notifications(
+        self, *, stack_key: str, notifications: Sequence[Mapping[str, str]]
+    ) -> object:
+        with _translated("stack"):
+            return self._client.create_stack_notifications(
+                stack_key=stack_key, notifications=list(notifications), retry=False
             )

@@ -80,8 +80,8 @@ class StacksApi(Protocol):
         self, *, stack_key: str, job_uuid: str, detail: str, exit_status: int = -1
     ) -> object: ...
 
-    def create_stack_notification(
-        self, *, stack_key: str, job_uuid: str, detail: str
+    def create_stack_notifications(
+        self, *, stack_key: str, notifications: Sequence[Mapping[str, str]]
     ) -> object: ...
 
 

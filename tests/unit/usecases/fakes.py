@@ -95,6 +95,7 @@ class FakeStacksApi:
     failed: dict[str, tuple[str, int]] = field(default_factory=dict)
     notifications: list[tuple[str, str]] = field(default_factory=list)
     notify_error: Exception | None = None
+    notification_requests: int = 0
 
     def get_job(self, *, stack_key: str, job_uuid: str) -> JobData:
         if job_uuid not in self.jobs_data:
@@ -110,10 +111,13 @@ class FakeStacksApi:
         assert job_uuid not in self.failed, "a job is finished at most once"
         self.failed[job_uuid] = (detail, exit_status)
 
-    def create_stack_notification(self, *, stack_key: str, job_uuid: str, detail: str) -> None:
+    def create_stack_notifications(
+        self, *, stack_key: str, notifications: Sequence[Mapping[str, str]]
+    ) -> None:
+        self.notification_requests += 1
         if self.notify_error:
             raise self.notify_error
-        self.notifications.append((job_uuid, detail))
+        self.notifications += [(n["job_uuid"], n["detail"]) for n in notifications]
 
 
 @dataclass

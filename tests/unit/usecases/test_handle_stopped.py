@@ -118,3 +118,11 @@ def test_dlq_record_fails_a_job_still_waiting() -> None:
     )
     assert use_case.on_launch_gave_up(message, receive_count=5).failed
     assert "after 5 attempts" in api.failed[str(job)][0]
+
+
+def test_agent_exit_0_means_the_job_ran_so_buildkite_is_not_even_asked() -> None:
+    job = str(uuid.uuid4())
+    use_case, api = handler({job: "reserved"})  # even if the state looked untaken
+    decision = use_case.on_task_stopped(ours("ecs-stopped-essential-exit-0.json", "kaniko", job))
+    assert decision.reason == "agent_ran_job"
+    assert api.failed == {}

@@ -66,6 +66,8 @@ def test_launches_one_task_and_notifies_the_job() -> None:
     (spec,) = tasks.launched
     assert spec.job_uuid == str(msg.job_uuid)
     assert spec.capacity is Capacity.SPOT
+    assert api.notifications == []  # sent at the end of the invocation
+    launcher.flush_notifications()
     assert api.notifications == [
         (str(msg.job_uuid), "Fargate task t1 starting, 1024 CPU units / 2048 MiB, spot")
     ]
@@ -151,7 +153,20 @@ def test_a_failed_notification_does_not_undo_the_launch() -> None:
     launcher, api, tasks = world(msg)
     api.notify_error = TransientError("503")
     assert launcher.launch(msg)["outcome"] == "launched"
+    launcher.flush_notifications()
     assert len(tasks.launched) == 1
+
+
+def test_notifications_of_a_batch_go_out_in_one_request() -> None:
+    first, second = message(), message()
+    launcher, api, _ = world(first)
+    api.jobs_data[str(second.job_uuid)] = api.jobs_data[str(first.job_uuid)]
+    launcher.launch(first)
+    launcher.launch(second)
+    launcher.flush_notifications()
+    launcher.flush_notifications()  # nothing left: no second request
+    assert api.notification_requests == 1
+    assert [job for job, _ in api.notifications] == [str(first.job_uuid), str(second.job_uuid)]
 
 
 def test_a_late_launch_still_launches_and_says_so(caplog: pytest.LogCaptureFixture) -> None:

@@ -19,6 +19,9 @@ from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.observability import Metric, count_by, logger
 from fargate_stack.ports import StacksApi
 
+AGENT_EXIT_RAN_JOB = 0
+ESSENTIAL_CONTAINER_EXITED = "EssentialContainerExited"  # botocore ecs TaskStopCode
+
 # Job states in which no agent has the job (reference stacks-api.md §3.6 and §6).
 NEVER_TAKEN_STATES = frozenset({"scheduled", "reserved"})
 
@@ -29,6 +32,7 @@ class Ignored(StrEnum):
     NOT_STOPPED = "not_stopped"
     NOT_OURS = "not_ours"
     JOB_NOT_ACQUIRABLE = "job_not_acquirable"
+    AGENT_RAN_JOB = "agent_ran_job"
     AGENT_TOOK_JOB = "agent_took_job"
     UNKNOWN_JOB = "unknown_job"
     ALREADY_FINISHED = "already_finished"
@@ -66,7 +70,17 @@ class HandleStopped:
         )
         if job_uuid is None:
             return self._ignore(None, Ignored.NOT_OURS, task_arn=event.task_arn)
-        result = triage(event.stopped_task(self._agent_container))
+        stopped = event.stopped_task(self._agent_container)
+        if (
+            stopped.agent_exit_code == AGENT_EXIT_RAN_JOB
+            and stopped.stop_code == ESSENTIAL_CONTAINER_EXITED
+        ):
+            # The agent ended by itself with 0: `start --acquire-job` does that after running
+            # its job, whatever the job's result (aws-facts.md §A.2). Nothing to ask
+            # Buildkite. (A stop by a user or Spot may also end in 0 before the agent took
+            # the job, so those still ask.)
+            return self._ignore(job_uuid, Ignored.AGENT_RAN_JOB, task_arn=event.task_arn)
+        result = triage(stopped)
         if not result.may_fail_job:
             return self._ignore(job_uuid, Ignored.JOB_NOT_ACQUIRABLE, task_arn=event.task_arn)
         return self._fail_if_never_taken(job_uuid, result.detail, result.reason)

@@ -63,6 +63,9 @@ class LaunchJob:
         self._tasks = tasks
         self._clock = clock
         self._options = options
+        # Notifications wait for the end of the invocation and go out as one request
+        # (the endpoint takes 1000): one Stacks API call per batch instead of per job.
+        self._notes: list[dict[str, str]] = []
 
     def launch(self, message: LaunchMessage, *, redelivered: bool = False) -> dict[str, str]:
         """Launch the job; the returned dict is what the idempotency record keeps."""
@@ -177,13 +180,22 @@ class LaunchJob:
         return {"outcome": LaunchOutcome.FAILED_BACK, "reason": reason}
 
     def _notify(self, job_uuid: str, detail: str) -> None:
-        """Best effort: a lost notification must never undo a launch."""
+        self._notes.append({"job_uuid": job_uuid, "detail": detail})
+
+    def flush_notifications(self) -> None:
+        """Send the invocation's notifications in one request. Best effort: a lost
+        notification must never undo or repeat a launch."""
+        notes, self._notes = self._notes, []
+        if not notes:
+            return
         try:
-            self._api.create_stack_notification(
-                stack_key=self._options.config.stack_key, job_uuid=job_uuid, detail=detail
+            self._api.create_stack_notifications(
+                stack_key=self._options.config.stack_key, notifications=notes
             )
         except StackError as exc:
-            logger.warning("stack notification not sent", extra={"error": str(exc)})
+            logger.warning(
+                "stack notifications not sent", extra={"error": str(exc), "count": len(notes)}
+            )
 
 
 class _Retry(StrEnum):
