@@ -15,7 +15,7 @@ export SAM_CLI_TELEMETRY := 0
 SAM_VENV ?= .venv-sam
 SAM_VERSION := 1.170.0
 
-.PHONY: docs build validate help venv lint format typecheck test test-fast unit integration template local emulator clean
+.PHONY: bench docs build validate help venv lint format typecheck test test-fast unit integration template local emulator clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ build: $(SAM_VENV)/.installed ## sam build with a python3.12 interpreter (SAM CL
 
 validate: $(SAM_VENV)/.installed ## sam validate --lint (cfn-lint on the SAM template)
 	AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint
+
+bench: $(STAMP) ## Benchmarks (cold start and size, API calls per job); ARGS="--help"
+	$(PY) -m bench $(ARGS)
 
 docs: $(STAMP) ## Regenerate docs/configuration.md from template.yaml
 	$(PY) tools/config_docs.py

@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): figures from runs anyone can repeat, never from timed tests."""

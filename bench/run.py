@@ -1,0 +1,156 @@
+"""Benchmark scenarios, each printing a table and writing bench/results/<scenario>.json.
+
+- ``cold-start``: import time and peak RSS of each handler module in a fresh process
+  (median of several), and the size of the layer as ``sam build`` builds it.
+- ``api-calls``: Stacks API and AWS calls per launched job in a local-world run, counted
+  from the emulator's call log and a botocore hook on the stack's own session, beside the
+  minimum (GetJob + RunTask + the idempotency record, plus amortized batches).
+
+Dispatch latency against its floor, the 2,000-job burst and the cost model are not written
+yet (see the CHANGELOG and the issue).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+LAYER_SRC = ROOT / "layers" / "stack_core"
+HANDLERS = ("poller", "launcher", "failure_handler")
+# Targets from the benchmark issue, shown beside each figure.
+IMPORT_TARGET_MS = 400
+LAYER_TARGET_MB = 25
+STACKS_CALLS_TARGET = 1.2
+AWS_CALLS_TARGET = 3.5
+
+_PROBE = """
+import json, resource, sys, time
+sys.path[:0] = [{layer!r}, {function!r}]
+started = time.perf_counter()
+import app  # noqa: F401
+elapsed = time.perf_counter() - started
+print(json.dumps({{"import_ms": elapsed * 1000,
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def _write(name: str, result: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def _dir_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def cold_start(runs: int) -> dict[str, Any]:
+    handlers: dict[str, Any] = {}
+    for name in HANDLERS:
+        probe = _PROBE.format(layer=str(LAYER_SRC), function=str(ROOT / "functions" / name))
+        samples = []
+        for _ in range(runs):
+            out = subprocess.run(  # noqa: S603 - our own interpreter and probe
+                [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+            )
+            samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        handlers[name] = {
+            "import_ms_median": round(statistics.median(s["import_ms"] for s in samples), 1),
+            "max_rss_mb_median": round(statistics.median(s["max_rss_mb"] for s in samples), 1),
+            "runs": runs,
+        }
+    with tempfile.TemporaryDirectory() as tmp:
+        artifacts = Path(tmp) / "layer"
+        make = shutil.which("make") or "make"
+        subprocess.run(  # noqa: S603 - the layer's own build, as sam build runs it
+            [
+                make,
+                "-s",
+                "-C",
+                str(LAYER_SRC),
+                "build-StackCoreLayer",
+                f"ARTIFACTS_DIR={artifacts}",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        unzipped = _dir_size(artifacts)
+        archive = shutil.make_archive(str(Path(tmp) / "layer"), "zip", artifacts)
+        zipped = Path(archive).stat().st_size
+    return {
+        "python": sys.version.split()[0],
+        "handlers": handlers,
+        "layer_unzipped_mb": round(unzipped / 2**20, 1),
+        "layer_zipped_mb": round(zipped / 2**20, 1),
+        "targets": {"import_ms": IMPORT_TARGET_MS, "layer_unzipped_mb": LAYER_TARGET_MB},
+    }
+
+
+def api_calls(jobs: int) -> dict[str, Any]:
+    from local.world import World, WorldOptions  # noqa: PLC0415 - heavy; only this scenario
+
+    report = World(WorldOptions(jobs=jobs, pause_seconds=0, timeout=300), io.StringIO()).run()
+    launched = max(report.launched, 1)
+    stacks = sum(report.stacks_calls.values())
+    aws = sum(report.aws_calls.values())
+    return {
+        "jobs_in_workload": len(report.jobs),
+        "launched": report.launched,
+        "invariants_ok": report.ok,
+        "stacks_api_calls": report.stacks_calls,
+        "aws_calls": report.aws_calls,
+        "stacks_api_calls_per_job": round(stacks / launched, 3),
+        "aws_calls_per_job": round(aws / launched, 3),
+        "minimum_note": "per job at least GetJob (1 Stacks API call) and RunTask + the ledger's "
+        "PutItem and UpdateItem (3 AWS calls); listing, reserving, SQS sends and "
+        "notifications are batched and amortize towards 0",
+        "targets": {"stacks_api": STACKS_CALLS_TARGET, "aws": AWS_CALLS_TARGET},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    parser.add_argument("--scenario", choices=["all", "cold-start", "api-calls"], default="all")
+    parser.add_argument("--runs", type=int, default=5, help="fresh processes per handler")
+    parser.add_argument("--jobs", type=int, default=200, help="ordinary jobs for api-calls")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", message="Tried to parse AWS", category=UserWarning)
+    warnings.filterwarnings("ignore", message="No application metrics", category=UserWarning)
+    if args.scenario in ("all", "cold-start"):
+        result = cold_start(args.runs)
+        print(f"cold start (median of {args.runs} fresh processes, Python {result['python']}):")
+        for name, figures in result["handlers"].items():
+            print(
+                f"  {name:<16} import {figures['import_ms_median']:>6.1f} ms "
+                f"(target <= {IMPORT_TARGET_MS})   peak RSS {figures['max_rss_mb_median']:>5.1f} MB"
+            )
+        print(
+            f"  layer            {result['layer_unzipped_mb']} MB unzipped "
+            f"(target <= {LAYER_TARGET_MB}), {result['layer_zipped_mb']} MB zipped"
+        )
+        print(f"  -> {_write('cold-start', result).relative_to(ROOT)}")
+    if args.scenario in ("all", "api-calls"):
+        result = api_calls(args.jobs)
+        print(f"API calls per launched job ({result['launched']} launched):")
+        print(
+            f"  Stacks API {result['stacks_api_calls_per_job']:.2f} (target <= "
+            f"{STACKS_CALLS_TARGET})   AWS {result['aws_calls_per_job']:.2f} (target <= "
+            f"{AWS_CALLS_TARGET})   invariants ok: {result['invariants_ok']}"
+        )
+        print(f"  Stacks API: {result['stacks_api_calls']}")
+        print(f"  AWS:        {result['aws_calls']}")
+        print(f"  -> {_write('api-calls', result).relative_to(ROOT)}")
+    return 0
