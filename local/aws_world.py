@@ -142,9 +142,7 @@ def provision(endpoint_url: str, parameters: Mapping[str, str], token: str) -> A
     }
     defaults = {k: str(v.get("Default", "")) for k, v in cfn["Parameters"].items()}
     resolved_params = {**defaults, **values}
-    environments = {
-        fn: _environment(cfn, fn, resolved_params, physical, endpoint_url) for fn in FUNCTIONS
-    }
+    environments = {fn: _environment(cfn, fn, resolved_params, physical) for fn in FUNCTIONS}
     return AwsWorld(
         endpoint_url=endpoint_url,
         physical_ids=physical,
@@ -169,23 +167,24 @@ def _environment(
     function: str,
     params: Mapping[str, str],
     physical: Mapping[str, str],
-    endpoint_url: str,
 ) -> dict[str, str]:
     variables = cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
-    env = {name: _resolve(value, cfn, params, physical) for name, value in variables.items()}
+    env = {
+        name: resolve_intrinsic(value, cfn, params, physical) for name, value in variables.items()
+    }
     if "LAUNCH_QUEUE_URL" in env:
-        env["LAUNCH_QUEUE_URL"] = _queue_url(env["LAUNCH_QUEUE_URL"], endpoint_url)
+        env["LAUNCH_QUEUE_URL"] = _queue_url(env["LAUNCH_QUEUE_URL"])
     return env
 
 
-def _queue_url(url: str, endpoint_url: str) -> str:
+def _queue_url(url: str) -> str:
     """moto names queues with the real SQS host; boto3 with AWS_ENDPOINT_URL still works
     with it, but the local world shows the moto URL so a reader can follow it."""
     name = url.rstrip("/").rsplit("/", 1)[-1]
     return boto3.client("sqs", region_name=REGION).get_queue_url(QueueName=name)["QueueUrl"]
 
 
-def _resolve(
+def resolve_intrinsic(
     value: Any, cfn: dict[str, Any], params: Mapping[str, str], physical: Mapping[str, str]
 ) -> str:
     """The handful of intrinsics the template's environments use, resolved like CFN."""
@@ -197,11 +196,11 @@ def _resolve(
     if "Fn::If" in value:
         condition, if_true, if_false = value["Fn::If"]
         chosen = if_true if _condition(cfn["Conditions"][condition], params) else if_false
-        return _resolve(chosen, cfn, params, physical)
+        return resolve_intrinsic(chosen, cfn, params, physical)
     if "Fn::Join" in value:
         separator, items = value["Fn::Join"]
         parts = items if isinstance(items, list) else [items]
-        return str(separator).join(_resolve(p, cfn, params, physical) for p in parts)
+        return str(separator).join(resolve_intrinsic(p, cfn, params, physical) for p in parts)
     raise ValueError(f"the local world cannot resolve {value!r}")
 
 

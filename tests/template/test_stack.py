@@ -16,6 +16,7 @@ from fargate_stack.settings import (
     LauncherSettings,
     PollerSettings,
 )
+from local.aws_world import resolve_intrinsic
 
 Template = dict[str, Any]
 
@@ -167,22 +168,6 @@ def test_the_agent_token_comes_from_the_task_definition_secrets(cfn_template: Te
     assert "BUILDKITE_AGENT_TOKEN" not in env_names
 
 
-def _resolve(value: Any, params: dict[str, str]) -> str:
-    """Stand in for CloudFormation: parameters by their defaults, resources by a name."""
-    if isinstance(value, str | int | float):
-        return str(value)
-    if "Ref" in value:
-        return str(params.get(value["Ref"], f"{value['Ref']}-physical-id"))
-    if "Fn::If" in value:
-        return _resolve(value["Fn::If"][1], params)
-    if "Fn::Join" in value:
-        sep, items = value["Fn::Join"]
-        return str(sep).join(_resolve(i, params) for i in as_list(items))
-    if "Fn::GetAtt" in value:
-        return "-".join(str(part) for part in value["Fn::GetAtt"])
-    raise AssertionError(f"unexpected intrinsic {value}")
-
-
 SAMPLE_PARAMETERS = {
     "ClusterTokenSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk-AbCdEf",
     "AgentTokenSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bk-AbCdEf",
@@ -205,10 +190,12 @@ def test_the_template_sets_every_setting_a_function_needs(
     params = {k: str(v.get("Default", "")) for k, v in cfn_template["Parameters"].items()}
     params |= SAMPLE_PARAMETERS
     env = props(cfn_template, function)["Environment"]["Variables"]
+    # Resources stand in by a name, as CloudFormation would give them one.
+    physical = {name: f"{name}-physical-id" for name in cfn_template["Resources"]}
     for name in list(os.environ):
         monkeypatch.delenv(name)
     for name, value in env.items():
-        monkeypatch.setenv(name, _resolve(value, params))
+        monkeypatch.setenv(name, resolve_intrinsic(value, cfn_template, params, physical))
     settings = model()
     assert settings.stack_key == "fargate"
 
