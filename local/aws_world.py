@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import requests
 from moto.server import ThreadedMotoServer
 
 from local.template import ARTIFACT_BUCKET, FUNCTION_KEY, LAYER_KEY, load_sam_template, translate
@@ -70,6 +71,8 @@ def moto_server() -> Iterator[str]:
     _, port = server.get_host_and_port()
     # "localhost", not 127.0.0.1: moto's CloudFormation only resolves S3 URLs on localhost.
     url = f"http://localhost:{port}"
+    # moto keeps its state per process, not per server: start from an empty account.
+    requests.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
     saved = {k: os.environ.get(k) for k in [*_FAKE_CREDENTIALS, "AWS_ENDPOINT_URL"]}
     os.environ.update(_FAKE_CREDENTIALS, AWS_ENDPOINT_URL=url)
     try:

@@ -53,6 +53,8 @@ class SimTask:
     group: str | None
     overrides: dict[str, Any]
     created_at: datetime
+    # When RunTask created the task (moto's createdAt): dispatch latency ends here.
+    run_task_at: datetime
     job_uuid: str | None
     phase: Phase = Phase.PROVISIONING
     version: int = 1
@@ -265,6 +267,7 @@ class SimulatedFargate:
             group=raw.get("group"),
             overrides=overrides,
             created_at=_now(),
+            run_task_at=raw.get("createdAt") or _now(),
             job_uuid=job_uuid,
             failure=self._failure_of(job_uuid) if job_uuid else Failure.NONE,
         )

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import random
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import boto3
 import requests
 
 from local.aws_world import REGION, AwsWorld, moto_server, provision
@@ -55,6 +59,13 @@ class WorldOptions:
     pause_seconds: float = 2.0
     provisioning_seconds: float = 0.3
     pending_seconds: float = 0.3
+    # Steady arrivals after the paused window: this many more ordinary jobs, one every
+    # feed_interval seconds (the dispatch-latency benchmark uses it).
+    feed_jobs: int = 0
+    feed_interval: float = 0.5
+    # Arrivals are a Poisson process (exponential gaps, this seed): a fixed gap would lock
+    # their phase to the poll loop's and make the median depend on that phase.
+    seed: int = 1
     token: str = "bkct_local_0123456789abcdef"  # noqa: S105 - the emulator's own token
     out_dir: Path = OUT
 
@@ -82,6 +93,10 @@ class WorldReport:
     # Calls the handlers made during the run, by operation (not the local plumbing's).
     aws_calls: dict[str, int] = field(default_factory=dict)
     stacks_calls: dict[str, int] = field(default_factory=dict)
+    # Client-side round trips of the stack's AWS calls, and the emulator's handling times
+    # of the Stacks API calls, in ms, by operation: the parts of the dispatch floor.
+    aws_latency_ms: dict[str, list[float]] = field(default_factory=dict)
+    stacks_latency_ms: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def launched(self) -> int:
@@ -128,6 +143,30 @@ def workload(opts: WorldOptions) -> list[tuple[str, dict[str, Any]]]:
         ("canceled while queued", job("true")),
     ]
     return named
+
+
+class CallTimer:
+    """Round trips of every AWS call made through one boto3 session, by operation."""
+
+    def __init__(self, session: boto3.session.Session) -> None:
+        self._events = session.events
+        self.durations: dict[str, list[float]] = defaultdict(list)
+        self._events.register("before-call", self._before)
+        self._events.register("after-call", self._after)
+
+    def _before(self, context: dict[str, Any], **_: Any) -> None:
+        context["local_started"] = time.perf_counter()
+
+    def _after(self, event_name: str, context: dict[str, Any], **_: Any) -> None:
+        started = context.get("local_started")
+        if started is not None:
+            # after-call.<service>.<Operation>
+            operation = event_name.split(".", 1)[1]
+            self.durations[operation].append((time.perf_counter() - started) * 1000)
+
+    def close(self) -> None:
+        self._events.unregister("before-call", self._before)
+        self._events.unregister("after-call", self._after)
 
 
 @dataclass
@@ -276,17 +315,11 @@ class World:
 
     def _loop(self, emu: Emulator, aws: AwsWorld) -> WorldReport:
         o = self.opts
-        plumbing = self._plumbing(emu, aws)
-        aws_calls: Counter[str] = Counter()
-
-        def count_call(event_name: str, **_: Any) -> None:
-            # before-call.<service>.<Operation>
-            aws_calls[event_name.split(".", 1)[1]] += 1
-
         from fargate_stack.bootstrap import aws_session  # noqa: PLC0415 - layer path set above
 
-        session = aws_session()
-        session.events.register("before-call", count_call)
+        # Before any client is made: a client copies its session's hooks when created.
+        stack_calls, plumbing_calls = CallTimer(aws_session()), CallTimer(PLUMBING)
+        plumbing = self._plumbing(emu, aws)
         self.control(emu, "DELETE", "calls")
         stop = threading.Event()
         poller_errors: list[str] = []
@@ -296,6 +329,7 @@ class World:
             target=self._drive_poller, args=(stop, poller_errors), name="poller", daemon=True
         )
         thread.start()
+        feeder = threading.Thread(target=self._feed, args=(emu,), name="feeder", daemon=True)
         started = time.monotonic()
         paused = True
         last_progress = ""
@@ -304,6 +338,7 @@ class World:
                 if paused and time.monotonic() - started >= o.pause_seconds:
                     self.control(emu, "POST", f"queues/{o.queue}/pause", {"paused": False})
                     paused = False
+                    feeder.start()
                 plumbing.step()
                 states = self._states(emu)
                 progress = ", ".join(
@@ -312,24 +347,44 @@ class World:
                 if progress != last_progress:
                     self.say(f"  t={time.monotonic() - started:5.1f}s  {progress}")
                     last_progress = progress
-                if not paused and self._settled(states) and not plumbing.fargate.busy():
+                settled = self._settled(states) and not plumbing.fargate.busy()
+                if not paused and not feeder.is_alive() and settled:
                     break
                 time.sleep(0.05)
         finally:
             stop.set()
             thread.join(timeout=30)
-            session.events.unregister("before-call", count_call)
+            stack_calls.close()
+            plumbing_calls.close()
         report = self._report(emu, plumbing.fargate)
         report.counts.update(plumbing.counts(), poller_errors=len(poller_errors))
-        report.aws_calls = dict(aws_calls)
-        report.stacks_calls = dict(
-            Counter(
-                c["endpoint"]
-                for c in self.control(emu, "GET", "calls")["calls"]
-                if c["endpoint"] and not c["endpoint"].startswith("agent-")
-            )
-        )
+        report.aws_calls = {op: len(times) for op, times in stack_calls.durations.items()}
+        report.aws_latency_ms = {**plumbing_calls.durations, **stack_calls.durations}
+        calls = [
+            c
+            for c in self.control(emu, "GET", "calls")["calls"]
+            if c["endpoint"] and not c["endpoint"].startswith("agent-")
+        ]
+        report.stacks_calls = dict(Counter(c["endpoint"] for c in calls))
+        for call in calls:
+            report.stacks_latency_ms.setdefault(call["endpoint"], []).append(call["duration_ms"])
         return report
+
+    def _feed(self, emu: Emulator) -> None:
+        """Steady arrivals: ordinary jobs ``feed_interval`` seconds apart on average."""
+        q = self.opts.queue
+        gaps = random.Random(self.opts.seed)  # noqa: S311 - arrival times, not secrets
+        for i in range(self.opts.feed_jobs):
+            spec = {
+                "queue_key": q,
+                "priority": 0,
+                "command": f"echo arrival {i + 1}",
+                "agent_query_rules": [f"queue={q}", "os=linux"],
+            }
+            (created,) = self.control(emu, "POST", "jobs", spec)["jobs"]
+            self.created[created["id"]] = created
+            self.labels[created["id"]] = f"arrival {i + 1}"
+            time.sleep(gaps.expovariate(1 / self.opts.feed_interval))
 
     def _states(self, emu: Emulator) -> dict[str, str]:
         jobs = self.control(emu, "GET", "jobs")["jobs"]
@@ -351,7 +406,7 @@ class World:
         for task in fargate.tasks.values():
             if task.job_uuid:
                 tasks_by_job.setdefault(task.job_uuid, []).append(task.arn)
-        first_task_at = {t.job_uuid: t.created_at for t in fargate.tasks.values() if t.job_uuid}
+        first_task_at = {t.job_uuid: t.run_task_at for t in fargate.tasks.values() if t.job_uuid}
         outcomes: list[JobOutcome] = []
         violations: list[str] = []
         for job_id, label in self.labels.items():
@@ -391,13 +446,22 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
     """The functions' environment for this run only; the composition root's caches are
     cleared on the way in and out, since they hold clients bound to this run's servers."""
     from fargate_stack import bootstrap  # noqa: PLC0415 - after sys.path is set
+    from fargate_stack.observability import logger  # noqa: PLC0415 - after sys.path is set
 
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     bootstrap.reset()
+    # Powertools' Logger keeps the stream it was created with; point it at this run's log
+    # (sys.stdout is redirected there), as each Lambda container has its own stdout.
+    handler = logger.registered_handler
+    if not isinstance(handler, logging.StreamHandler):
+        raise TypeError("Powertools' Logger no longer logs through a StreamHandler")
+    previous = handler.stream
+    handler.stream = sys.stdout
     try:
         yield
     finally:
+        handler.stream = sys.__stdout__ if getattr(previous, "closed", False) else previous
         bootstrap.reset()
         for name, value in saved.items():
             if value is None:
