@@ -11,7 +11,11 @@
   the poll interval plus the median round trips of list, reserve, SQS send and receive,
   GetJob and RunTask.
 
-The 2,000-job burst and the cost model are not written yet.
+- ``cost``: stack overhead per 1,000 jobs and per idle month (arm64, us-east-1) from the
+  durations, calls, log bytes and metric counts of a local-world run, the template's memory
+  and timeouts, and the unit prices of reference aws-facts.md §E.1 (named constants below).
+
+The 2,000-job burst is not written yet.
 """
 
 from __future__ import annotations
@@ -180,11 +184,132 @@ def dispatch_latency(arrivals: int, interval: float, poll_interval: int) -> dict
     }
 
 
+# Unit prices, us-east-1 (reference aws-facts.md §E.1; third-party quotes of the AWS pricing
+# pages, so UNCONFIRMED until checked against the pricing pages themselves).
+LAMBDA_ARM_GB_SECOND = 0.0000133334
+LAMBDA_REQUEST = 0.20 / 1e6
+SQS_REQUEST = 0.40 / 1e6
+LOGS_INGEST_GB = 0.50
+CUSTOM_METRIC_MONTH = 0.30
+DASHBOARD_MONTH = 3.00  # beyond the first 3 dashboards of an account
+ALARM_MONTH = 0.10
+# DynamoDB on-demand writes: not in the reference; $0.625 per million WRU is the price after
+# AWS's November 2024 reduction (UNCONFIRMED). Powertools idempotency writes twice per job.
+DYNAMODB_WRITE = 0.625 / 1e6
+SECONDS_PER_MONTH = 30 * 24 * 3600
+# Local handler times have no real network; a launch calls GetJob (Buildkite, ~50-100 ms
+# away) and RunTask + two DynamoDB writes (~10-30 ms each): assume 200 ms more per job.
+ASSUMED_NETWORK_SECONDS_PER_JOB = 0.2
+
+
+def _template_numbers() -> dict[str, float]:
+    from local.template import load_sam_template  # noqa: PLC0415 - only this scenario
+
+    sam = load_sam_template()
+    poller = sam["Resources"]["PollerFunction"]["Properties"]
+    memory = float(sam["Globals"]["Function"]["MemorySize"])
+    margin = float(poller["Environment"]["Variables"]["POLL_SAFETY_MARGIN_SECONDS"])
+    alarms = sum(1 for r in sam["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm")
+    return {
+        "memory_gb": memory / 1024,
+        "poller_busy_seconds_per_minute": min(60.0, float(poller["Timeout"]) - margin),
+        "alarms": float(alarms),
+    }
+
+
+def _log_figures(log: Path) -> dict[str, float]:
+    poll_lines = poll_bytes = other_bytes = 0
+    idle_metrics: set[str] = set()
+    for line in log.read_text().splitlines():
+        size = len(line) + 1
+        if '"poll summary"' in line:
+            poll_lines += 1
+            poll_bytes += size
+            continue
+        other_bytes += size
+        if line.startswith('{"_aws"') and '"Polls"' in line:
+            blob = json.loads(line)
+            for directive in blob["_aws"]["CloudWatchMetrics"]:
+                idle_metrics.update(m["Name"] for m in directive["Metrics"])
+    return {
+        "bytes_per_poll": poll_bytes / max(poll_lines, 1),
+        "other_bytes": float(other_bytes),
+        "idle_metrics": float(len(idle_metrics) + 1),  # + the poller's ColdStart metric
+    }
+
+
+def cost(jobs: int, poll_interval: int) -> dict[str, Any]:
+    from local.world import World, WorldOptions  # noqa: PLC0415 - heavy; only this scenario
+
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = WorldOptions(jobs=jobs, pause_seconds=0, timeout=300, out_dir=Path(tmp))
+        report = World(opts, io.StringIO()).run()
+        logs = _log_figures(Path(tmp) / "lambda.log")
+    t = _template_numbers()
+    launched = max(report.launched, 1)
+    gb = t["memory_gb"]
+
+    # Idle month: the poller polls continuously, one invocation per minute.
+    invocations = SECONDS_PER_MONTH / 60
+    poller_compute = invocations * t["poller_busy_seconds_per_minute"] * gb * LAMBDA_ARM_GB_SECOND
+    polls = SECONDS_PER_MONTH / poll_interval
+    idle = {
+        "poller_compute": poller_compute,
+        "poller_requests": invocations * LAMBDA_REQUEST,
+        "poll_summary_logs": polls * logs["bytes_per_poll"] / 1e9 * LOGS_INGEST_GB,
+        "custom_metrics": logs["idle_metrics"] * CUSTOM_METRIC_MONTH,
+        "dashboard": DASHBOARD_MONTH,
+        "alarms": t["alarms"] * ALARM_MONTH,
+    }
+
+    # Per 1,000 jobs, from the run's measured handler time and calls.
+    seconds = report.handler_seconds
+    per_job_launch = seconds.get("launcher", 0.0) / launched
+    per_job_failure = seconds.get("failure_handler", 0.0) / launched
+    sends = report.aws_calls.get("sqs.SendMessageBatch", 0) / launched
+    batches = report.counts.get("launcher_invocations", 0) / launched
+    writes = (
+        report.aws_calls.get("dynamodb.PutItem", 0) + report.aws_calls.get("dynamodb.UpdateItem", 0)
+    ) / launched
+
+    def per_thousand(launch_seconds: float) -> dict[str, float]:
+        return {
+            "launcher_compute": 1000 * launch_seconds * gb * LAMBDA_ARM_GB_SECOND,
+            "failure_handler_compute": 1000 * per_job_failure * gb * LAMBDA_ARM_GB_SECOND,
+            "lambda_requests": 1000 * (batches + 1) * LAMBDA_REQUEST,
+            # send batches + the event source mapping's receive and delete per batch
+            "sqs": 1000 * (sends + 2 * batches) * SQS_REQUEST,
+            "dynamodb_ledger": 1000 * writes * DYNAMODB_WRITE,
+            "logs": 1000 * (logs["other_bytes"] / launched) / 1e9 * LOGS_INGEST_GB,
+            "ecs_events": 0.0,  # AWS service events on the default bus are free
+        }
+
+    measured = per_thousand(per_job_launch)
+    with_network = per_thousand(per_job_launch + ASSUMED_NETWORK_SECONDS_PER_JOB)
+    return {
+        "jobs_launched": report.launched,
+        "poll_interval_s": poll_interval,
+        "inputs": {
+            **{k: round(v, 4) for k, v in t.items()},
+            "launcher_seconds_per_job": round(per_job_launch, 4),
+            "failure_handler_seconds_per_job": round(per_job_failure, 4),
+            "bytes_per_poll_log": round(logs["bytes_per_poll"], 1),
+            "metrics_published_when_idle": logs["idle_metrics"],
+        },
+        "idle_month_usd": {k: round(v, 3) for k, v in idle.items()},
+        "idle_month_total_usd": round(sum(idle.values()), 2),
+        "per_1000_jobs_usd_measured": {k: round(v, 5) for k, v in measured.items()},
+        "per_1000_jobs_total_usd_measured": round(sum(measured.values()), 4),
+        "per_1000_jobs_total_usd_with_network": round(sum(with_network.values()), 4),
+        "targets": {"idle_month_usd": 5.0, "per_1000_jobs_usd": 0.05},
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument(
         "--scenario",
-        choices=["all", "cold-start", "api-calls", "dispatch-latency"],
+        choices=["all", "cold-start", "api-calls", "dispatch-latency", "cost"],
         default="all",
     )
     parser.add_argument("--arrivals", type=int, default=60, help="jobs for dispatch-latency")
@@ -234,4 +359,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"  floor parts (ms): {result['floor_parts_ms']}")
         print(f"  -> {_write('dispatch-latency', result).relative_to(ROOT)}")
+    if args.scenario in ("all", "cost"):
+        result = cost(args.jobs, args.poll_interval)
+        print(f"cost model (arm64, us-east-1, poll every {args.poll_interval} s):")
+        print(
+            f"  idle month ${result['idle_month_total_usd']:.2f} (target <= $5): "
+            f"{result['idle_month_usd']}"
+        )
+        print(
+            f"  per 1,000 jobs ${result['per_1000_jobs_total_usd_measured']:.4f} as measured, "
+            f"${result['per_1000_jobs_total_usd_with_network']:.4f} with "
+            f"{ASSUMED_NETWORK_SECONDS_PER_JOB} s of real network per launch (target <= $0.05)"
+        )
+        print(f"  -> {_write('cost', result).relative_to(ROOT)}")
     return 0

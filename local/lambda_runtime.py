@@ -86,6 +86,7 @@ class BatchStats:
     invocations: int = 0
     records: int = 0
     failures: int = 0
+    seconds: float = 0.0  # handler wall time, the billed duration's stand-in
 
 
 class SqsEventSource:
@@ -125,11 +126,13 @@ class SqsEventSource:
         context = LocalContext(self._function, self._timeout)
         self.stats.invocations += 1
         self.stats.records += len(messages)
+        started = time.perf_counter()
         try:
             response = self._handler(event, context) or {}
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except Exception:  # noqa: BLE001 - Lambda treats any raised error as "whole batch failed"
             failed = {m["MessageId"] for m in messages}
+        self.stats.seconds += time.perf_counter() - started
         self.stats.failures += len(failed)
         for message in messages:
             if message["MessageId"] in failed:
@@ -180,6 +183,7 @@ class EventBridgeBridge:
         )
         self.delivered = 0
         self.published = 0
+        self.seconds = 0.0  # handler wall time
         # Events whose handler failed: the deployed rule retries them and then sends them to
         # its dead-letter queue; the local world keeps them here and reports them.
         self.dead_letters: list[tuple[dict[str, Any], str]] = []
@@ -209,8 +213,10 @@ class EventBridgeBridge:
                 envelope = json.loads(message["Body"])
                 envelope.setdefault("account", ACCOUNT)
                 self.delivered += 1
+                started = time.perf_counter()
                 try:
                     results.append(self._handler(envelope, LocalContext(self._function, 60)))
                 except Exception as exc:  # noqa: BLE001 - EventBridge would retry, then dead-letter
                     self.dead_letters.append((envelope, repr(exc)))
+                self.seconds += time.perf_counter() - started
                 self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])

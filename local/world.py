@@ -97,6 +97,8 @@ class WorldReport:
     # of the Stacks API calls, in ms, by operation: the parts of the dispatch floor.
     aws_latency_ms: dict[str, list[float]] = field(default_factory=dict)
     stacks_latency_ms: dict[str, list[float]] = field(default_factory=dict)
+    # Wall time spent in each SQS/EventBridge-driven handler over the run.
+    handler_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def launched(self) -> int:
@@ -181,6 +183,12 @@ class Plumbing:
         self.gave_up.poll()
         self.fargate.tick()
         self.bridge.deliver()
+
+    def handler_seconds(self) -> dict[str, float]:
+        return {
+            "launcher": self.launches.stats.seconds,
+            "failure_handler": self.gave_up.stats.seconds + self.bridge.seconds,
+        }
 
     def counts(self) -> dict[str, int]:
         return {
@@ -358,6 +366,7 @@ class World:
             plumbing_calls.close()
         report = self._report(emu, plumbing.fargate)
         report.counts.update(plumbing.counts(), poller_errors=len(poller_errors))
+        report.handler_seconds = plumbing.handler_seconds()
         report.aws_calls = {op: len(times) for op, times in stack_calls.durations.items()}
         report.aws_latency_ms = {**plumbing_calls.durations, **stack_calls.durations}
         calls = [
