@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from local.report import write
 from local.world import OUT, World, WorldOptions, WorldReport
 
 
@@ -122,4 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     print_report(report, console)
     print(f"Handler logs and metrics: {opts.out_dir / 'lambda.log'}", file=console)
+    print(
+        f"Report with a timeline of every job: {write(report, opts.out_dir / 'report.html')}",
+        file=console,
+    )
     return 0 if report.ok else 1

@@ -82,6 +82,8 @@ class JobOutcome:
     task: str | None
     dispatch_ms: float | None
     history: list[dict[str, Any]]
+    scheduled_at: str | None = None
+    run_task_at: str | None = None
 
 
 @dataclass
@@ -439,6 +441,10 @@ class World:
                     task=task_arns[0].rsplit("/", 1)[-1] if task_arns else None,
                     dispatch_ms=dispatch_ms,
                     history=history,
+                    scheduled_at=view.get("scheduled_at"),
+                    run_task_at=first_task_at[job_id].isoformat()
+                    if job_id in first_task_at
+                    else None,
                 )
             )
             if view["state"] == "reserved":

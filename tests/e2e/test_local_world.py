@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from local.report import write
 from local.world import JobOutcome, World, WorldOptions, WorldReport
 
 
@@ -81,3 +82,15 @@ def test_the_token_never_reaches_the_logs(report: tuple[WorldReport, Path, str])
     text = (out / "lambda.log").read_text()
     assert '"_aws"' in text
     assert token not in text
+
+
+def test_the_html_report_shows_every_job_and_the_verdict(
+    report: tuple[WorldReport, Path, str],
+) -> None:
+    result, out, token = report
+    page = write(result, out / "report.html").read_text()
+    assert "Invariants held" in page
+    assert page.count("<rect") >= len(result.jobs)
+    for job in result.jobs:
+        assert job.label in page
+    assert token not in page
