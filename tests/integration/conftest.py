@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
 import pytest
+from moto import mock_aws
+
+from fargate_stack.domain.launch import LaunchConfig
 
 
 @pytest.fixture
@@ -18,3 +26,52 @@ def fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@dataclass(frozen=True)
+class MotoEcs:
+    """A moto account with a Fargate cluster and the agent's task definition."""
+
+    ecs: Any
+    subnet: str
+    security_group: str
+
+
+def launch_config(
+    stack_key: str, subnet: str = "subnet-1", security_group: str = "sg-1"
+) -> LaunchConfig:
+    """The launch configuration the ECS tests share (cluster ``bk``, family ``bk-agent``)."""
+    return LaunchConfig(
+        stack_key=stack_key,
+        queue_key="fargate",
+        cluster="bk",
+        task_definition="bk-agent",
+        container_name="agent",
+        default_cpu=1024,
+        default_memory=2048,
+        subnets=[subnet],
+        security_groups=[security_group],
+        assign_public_ip=False,
+    )
+
+
+@pytest.fixture
+def moto_ecs(fake_aws_env: None) -> Iterator[MotoEcs]:
+    with mock_aws():
+        ecs = boto3.client("ecs", region_name="us-east-1")
+        ec2 = boto3.client("ec2", region_name="us-east-1")
+        ecs.create_cluster(clusterName="bk", capacityProviders=["FARGATE", "FARGATE_SPOT"])
+        ecs.register_task_definition(
+            family="bk-agent",
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu="1024",
+            memory="2048",
+            # moto needs container-level memory (a moto gap; Fargate does not).
+            containerDefinitions=[{"name": "agent", "image": "buildkite/agent:3", "memory": 2048}],
+        )
+        yield MotoEcs(
+            ecs=ecs,
+            subnet=ec2.describe_subnets()["Subnets"][0]["SubnetId"],
+            security_group=ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"],
+        )

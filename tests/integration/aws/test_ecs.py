@@ -3,59 +3,25 @@ throttling, conflicts) through botocore's Stubber on a real client."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from fargate_stack.aws.ecs import EcsTasks
-from fargate_stack.domain.launch import Capacity, LaunchConfig, LaunchSpec, build_launch_spec
+from fargate_stack.domain.launch import Capacity, LaunchSpec, build_launch_spec
 from fargate_stack.errors import (
     AlreadyLaunchedError,
     CapacityUnavailableError,
     PermanentError,
     TransientError,
 )
+from tests.integration.conftest import MotoEcs, launch_config
 
 JOB = "01890f2c-5b5e-4d7e-9a51-0e4c1f0b9a77"
 
 
-@pytest.fixture
-def aws() -> Iterator[dict[str, Any]]:
-    with mock_aws():
-        ecs = boto3.client("ecs", region_name="us-east-1")
-        ec2 = boto3.client("ec2", region_name="us-east-1")
-        subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
-        sg = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
-        ecs.create_cluster(clusterName="bk", capacityProviders=["FARGATE", "FARGATE_SPOT"])
-        ecs.register_task_definition(
-            family="bk-agent",
-            requiresCompatibilities=["FARGATE"],
-            networkMode="awsvpc",
-            cpu="1024",
-            memory="2048",
-            # moto needs container-level memory (a moto gap; Fargate does not).
-            containerDefinitions=[{"name": "agent", "image": "buildkite/agent:3", "memory": 2048}],
-        )
-        yield {"ecs": ecs, "subnet": subnet, "sg": sg}
-
-
 def launch_spec(subnet: str = "subnet-1", sg: str = "sg-1") -> LaunchSpec:
-    config = LaunchConfig(
-        stack_key="fargate-prod",
-        queue_key="fargate",
-        cluster="bk",
-        task_definition="bk-agent",
-        container_name="agent",
-        default_cpu=1024,
-        default_memory=2048,
-        subnets=[subnet],
-        security_groups=[sg],
-        assign_public_ip=False,
-    )
+    config = launch_config("fargate-prod", subnet, sg)
     return build_launch_spec(
         config,
         job_uuid=JOB,
@@ -65,10 +31,10 @@ def launch_spec(subnet: str = "subnet-1", sg: str = "sg-1") -> LaunchSpec:
     )
 
 
-def test_run_task_starts_a_task_with_the_specified_parameters(aws: dict[str, Any]) -> None:
-    ecs = aws["ecs"]
+def test_run_task_starts_a_task_with_the_specified_parameters(moto_ecs: MotoEcs) -> None:
+    ecs = moto_ecs.ecs
     tasks = EcsTasks(ecs)
-    arn = tasks.run(launch_spec(aws["subnet"], aws["sg"]))
+    arn = tasks.run(launch_spec(moto_ecs.subnet, moto_ecs.security_group))
     (task,) = ecs.describe_tasks(cluster="bk", tasks=[arn], include=["TAGS"])["tasks"]
     assert task["startedBy"] == "fargate-prod"
     assert task["group"] == f"buildkite-job:{JOB}"
@@ -141,12 +107,12 @@ def test_conflict_means_the_job_already_has_a_task() -> None:
     assert caught.value.task_arn == existing
 
 
-def test_find_task_of_job_finds_running_and_stopped_tasks(aws: dict[str, Any]) -> None:
-    ecs = aws["ecs"]
+def test_find_task_of_job_finds_running_and_stopped_tasks(moto_ecs: MotoEcs) -> None:
+    ecs = moto_ecs.ecs
     tasks = EcsTasks(ecs)
     group = f"buildkite-job:{JOB}"
     assert tasks.find_task_of_job(cluster="bk", started_by="fargate-prod", group=group) is None
-    arn = tasks.run(launch_spec(aws["subnet"], aws["sg"]))
+    arn = tasks.run(launch_spec(moto_ecs.subnet, moto_ecs.security_group))
     assert tasks.find_task_of_job(cluster="bk", started_by="fargate-prod", group=group) == arn
     assert tasks.find_task_of_job(cluster="bk", started_by="other", group=group) is None
     ecs.stop_task(cluster="bk", task=arn, reason="test")
