@@ -7,12 +7,10 @@ from typing import Annotated
 
 from pydantic import BeforeValidator
 
-from fargate_stack.stacksapi.errors import StacksAPIError
 from fargate_stack.stacksapi.transport import (
     BaseClient,
     RetryArg,
     build_path,
-    chunks,
     require_text,
     require_uuids,
 )
@@ -44,18 +42,10 @@ class GetJobStatesMixin(BaseClient):
         no request. On a failing later chunk the error's ``partial`` has the states so far."""
         path = build_path("stacks/{key}/jobs/get-states", key=require_text("stack_key", stack_key))
         uuids = require_uuids("job_uuids", job_uuids)
-        states: dict[str, str] = {}
-        for _, chunk in chunks(uuids):
-            try:
-                answer = self._request(
-                    "POST",
-                    path,
-                    body={"job_uuids": list(chunk)},
-                    model=GetJobStatesResponse,
-                    retry=retry,
-                )
-            except StacksAPIError as exc:
-                exc.partial = GetJobStatesResponse(states=states)
-                raise
-            states.update(answer.states)
-        return GetJobStatesResponse(states=states)
+        return self._batched(
+            "POST", path, uuids, model=GetJobStatesResponse, merge=_merge_states, retry=retry
+        )
+
+
+def _merge_states(answers: Sequence[GetJobStatesResponse]) -> GetJobStatesResponse:
+    return GetJobStatesResponse(states={k: v for a in answers for k, v in a.states.items()})

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import ConfigDict, Field, SecretStr
 
-from fargate_stack.stacksapi.errors import StacksAPIError
 from fargate_stack.stacksapi.transport import (
     BaseClient,
     RetryArg,
     build_path,
-    chunks,
     require_range,
     require_text,
     require_uuids,
@@ -67,23 +65,21 @@ class JobAcquisitionTokensMixin(BaseClient):
         lifetime = require_range(
             "token_lifetime_seconds", token_lifetime_seconds, TOKEN_LIFETIME_MIN, TOKEN_LIFETIME_MAX
         )
-        tokens: list[JobAcquisitionToken] = []
-        not_issued: list[str] = []
-        for _, chunk in chunks(uuids):
-            body: dict[str, Any] = {"job_uuids": list(chunk)}
-            if lifetime is not None:
-                body["token_lifetime_seconds"] = lifetime
-            try:
-                answer = self._request(
-                    "POST", path, body=body, model=IssueJobAcquisitionTokensResponse, retry=retry
-                )
-            except StacksAPIError as exc:
-                exc.partial = IssueJobAcquisitionTokensResponse(
-                    job_acquisition_tokens=tokens, not_issued=not_issued
-                )
-                raise
-            tokens.extend(answer.job_acquisition_tokens)
-            not_issued.extend(answer.not_issued)
-        return IssueJobAcquisitionTokensResponse(
-            job_acquisition_tokens=tokens, not_issued=not_issued
+        return self._batched(
+            "POST",
+            path,
+            uuids,
+            model=IssueJobAcquisitionTokensResponse,
+            merge=_merge_tokens,
+            extra={} if lifetime is None else {"token_lifetime_seconds": lifetime},
+            retry=retry,
         )
+
+
+def _merge_tokens(
+    answers: Sequence[IssueJobAcquisitionTokensResponse],
+) -> IssueJobAcquisitionTokensResponse:
+    return IssueJobAcquisitionTokensResponse(
+        job_acquisition_tokens=[t for a in answers for t in a.job_acquisition_tokens],
+        not_issued=[uuid for a in answers for uuid in a.not_issued],
+    )

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from fargate_stack.stacksapi.errors import StacksAPIError
 from fargate_stack.stacksapi.transport import (
     BaseClient,
     RetryArg,
     build_path,
-    chunks,
     require_range,
     require_text,
     require_uuids,
@@ -216,19 +214,19 @@ class ScheduledJobsMixin(BaseClient):
             RESERVATION_EXPIRY_MIN,
             RESERVATION_EXPIRY_MAX,
         )
-        reserved: list[str] = []
-        not_reserved: list[str] = []
-        for _, chunk in chunks(uuids):
-            body: dict[str, Any] = {"job_uuids": list(chunk)}
-            if expiry is not None:
-                body["reservation_expiry_seconds"] = expiry
-            try:
-                answer = self._request(
-                    "PUT", path, body=body, model=BatchReserveJobsResponse, retry=retry
-                )
-            except StacksAPIError as exc:
-                exc.partial = BatchReserveJobsResponse(reserved=reserved, not_reserved=not_reserved)
-                raise
-            reserved.extend(answer.reserved)
-            not_reserved.extend(answer.not_reserved)
-        return BatchReserveJobsResponse(reserved=reserved, not_reserved=not_reserved)
+        return self._batched(
+            "PUT",
+            path,
+            uuids,
+            model=BatchReserveJobsResponse,
+            merge=_merge_reservations,
+            extra={} if expiry is None else {"reservation_expiry_seconds": expiry},
+            retry=retry,
+        )
+
+
+def _merge_reservations(answers: Sequence[BatchReserveJobsResponse]) -> BatchReserveJobsResponse:
+    return BatchReserveJobsResponse(
+        reserved=[uuid for a in answers for uuid in a.reserved],
+        not_reserved=[uuid for a in answers for uuid in a.not_reserved],
+    )

@@ -13,7 +13,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
@@ -196,6 +196,30 @@ class BaseClient:
         )
 
     # ------------------------------------------------------------------- requests
+
+    def _batched(
+        self,
+        method: str,
+        path: str,
+        uuids: Sequence[str],
+        *,
+        model: type[_M],
+        merge: Callable[[Sequence[_M]], _M],
+        extra: Mapping[str, Any] | None = None,
+        retry: RetryArg = None,
+    ) -> _M:
+        """One request per ``BATCH_MAX`` job uuids, answers merged by ``merge``. If a later
+        chunk fails, the raised error's ``partial`` is the merge of the chunks that
+        succeeded, so a caller can still act on them."""
+        answers: list[_M] = []
+        for _, chunk in chunks(uuids):
+            body = {"job_uuids": list(chunk), **(extra or {})}
+            try:
+                answers.append(self._request(method, path, body=body, model=model, retry=retry))
+            except StacksAPIError as exc:
+                exc.partial = merge(answers)
+                raise
+        return merge(answers)
 
     @overload
     def _request(
