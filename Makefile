@@ -72,7 +72,7 @@ build: $(SAM_VENV)/.installed ## sam build with a python3.12 interpreter (SAM CL
 validate: $(SAM_VENV)/.installed ## sam validate --lint (cfn-lint on the SAM template)
 	AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint
 
-bench: $(STAMP) ## Benchmarks (cold start and size, API calls per job); ARGS="--help"
+bench: $(STAMP) ## Benchmarks (cold start, API calls, dispatch latency, burst, cost); ARGS="--help"
 	$(PY) -m bench $(ARGS)
 
 docs: $(STAMP) ## Regenerate docs/configuration.md from template.yaml

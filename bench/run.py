@@ -15,7 +15,11 @@
   durations, calls, log bytes and metric counts of a local-world run, the template's memory
   and timeouts, and the unit prices of reference aws-facts.md §E.1 (named constants below).
 
-The 2,000-job burst is not written yet.
+- ``burst``: 2,000 jobs scheduled at once; time until every one has a RunTask, beside the
+  ceiling the rate limits set: the Stacks API's (reference stacks-api.md §2.1: list and
+  reserve 10 calls/s of up to 1,000 jobs, GetJob 1,000 calls/s) and Fargate's task launch
+  rate (aws-facts.md §B.4: burst 100, then 20 a second), which the local world's RunTask
+  enforces.
 """
 
 from __future__ import annotations
@@ -184,6 +188,61 @@ def dispatch_latency(arrivals: int, interval: float, poll_interval: int) -> dict
     }
 
 
+# Rate limits that bound a burst (reference stacks-api.md §2.1, aws-facts.md §B.4).
+LIST_RESERVE_CALLS_PER_SECOND = 10
+JOBS_PER_BATCH_CALL = 1000
+GET_JOB_CALLS_PER_SECOND = 1000
+FARGATE_LAUNCH_BURST = 100
+FARGATE_LAUNCHES_PER_SECOND = 20
+BURST_TARGET_RATIO = 1.2
+
+
+def burst_ceiling_seconds(jobs: int) -> dict[str, float]:
+    """The fastest any stack could launch ``jobs`` scheduled at once, limit by limit."""
+    batches = -(-jobs // JOBS_PER_BATCH_CALL)
+    return {
+        # One list and one reserve call per batch, each endpoint with its own 10/s window.
+        "stacks_list_and_reserve": batches / LIST_RESERVE_CALLS_PER_SECOND,
+        "stacks_get_job": jobs / GET_JOB_CALLS_PER_SECOND,
+        "fargate_launch_rate": max(0, jobs - FARGATE_LAUNCH_BURST) / FARGATE_LAUNCHES_PER_SECOND,
+    }
+
+
+def burst(jobs: int) -> dict[str, Any]:
+    from local.world import World, WorldOptions  # noqa: PLC0415 - heavy; only this scenario
+
+    report = World(
+        WorldOptions(jobs=jobs, pause_seconds=0, timeout=jobs / 5 + 120), io.StringIO()
+    ).run()
+    ordinary = [j for j in report.jobs if j.label.startswith("build part")]
+    dispatched = [j.dispatch_ms for j in ordinary if j.dispatch_ms is not None]
+    if len(dispatched) < len(ordinary):
+        raise RuntimeError(
+            f"{len(ordinary) - len(dispatched)} of {len(ordinary)} jobs never got a RunTask"
+        )
+    parts = burst_ceiling_seconds(len(report.jobs))
+    ceiling = max(parts.values())
+    seconds = max(dispatched) / 1000
+    return {
+        "jobs_in_workload": len(report.jobs),
+        "ordinary_jobs": len(ordinary),
+        "launched": report.launched,
+        "invariants_ok": report.ok,
+        "all_launched_s": round(seconds, 1),
+        "half_launched_s": round(statistics.median(dispatched) / 1000, 1),
+        "ceiling_s": round(ceiling, 1),
+        "ceiling_parts_s": {k: round(v, 2) for k, v in parts.items()},
+        "ratio_to_ceiling": round(seconds / ceiling, 2),
+        "launches_per_second": round(len(dispatched) / seconds, 1),
+        "run_task_retries": report.aws_retries.get("ecs.RunTask", 0),
+        "launcher_containers": report.counts.get("launcher_containers", 0),
+        "ceiling_note": "the workload's few special jobs (skipped, canceled) count towards the "
+        "ceiling's job total; RunTask throttling is the local world's token bucket at "
+        "Fargate's published rate, answered with ThrottlingException",
+        "targets": {"ratio_to_ceiling": BURST_TARGET_RATIO},
+    }
+
+
 # Unit prices, us-east-1 (reference aws-facts.md §E.1; third-party quotes of the AWS pricing
 # pages, so UNCONFIRMED until checked against the pricing pages themselves).
 LAMBDA_ARM_GB_SECOND = 0.0000133334
@@ -309,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument(
         "--scenario",
-        choices=["all", "cold-start", "api-calls", "dispatch-latency", "cost"],
+        choices=["all", "cold-start", "api-calls", "dispatch-latency", "burst", "cost"],
         default="all",
     )
     parser.add_argument("--arrivals", type=int, default=60, help="jobs for dispatch-latency")
@@ -317,6 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--poll-interval", type=int, default=1, help="seconds")
     parser.add_argument("--runs", type=int, default=5, help="fresh processes per handler")
     parser.add_argument("--jobs", type=int, default=200, help="ordinary jobs for api-calls")
+    parser.add_argument("--burst-jobs", type=int, default=2000, help="jobs for burst")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message="Tried to parse AWS", category=UserWarning)
     warnings.filterwarnings("ignore", message="No application metrics", category=UserWarning)
@@ -359,6 +419,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"  floor parts (ms): {result['floor_parts_ms']}")
         print(f"  -> {_write('dispatch-latency', result).relative_to(ROOT)}")
+    if args.scenario in ("all", "burst"):
+        result = burst(args.burst_jobs)
+        print(f"burst ({result['ordinary_jobs']} jobs scheduled at once):")
+        print(
+            f"  all launched after {result['all_launched_s']} s (half after "
+            f"{result['half_launched_s']} s, {result['launches_per_second']}/s)   ceiling "
+            f"{result['ceiling_s']} s   ratio {result['ratio_to_ceiling']} (target <= "
+            f"{BURST_TARGET_RATIO})   RunTask retries {result['run_task_retries']}   "
+            f"invariants ok: {result['invariants_ok']}"
+        )
+        print(f"  ceiling parts (s): {result['ceiling_parts_s']}")
+        print(f"  -> {_write('burst', result).relative_to(ROOT)}")
     if args.scenario in ("all", "cost"):
         result = cost(args.jobs, args.poll_interval)
         print(f"cost model (arm64, us-east-1, poll every {args.poll_interval} s):")

@@ -10,7 +10,13 @@ patched here and named (reference tooling.md §3):
 - moto's event source mappings would run the functions in Docker, so they are left out
   (the local world is the event source mapping);
 - moto's CloudFormation skips alarms, queue policies, the scheduler schedule and the
-  poller's EventInvokeConfig: the local world drives the poller itself.
+  poller's EventInvokeConfig: the local world drives the poller itself;
+- moto's SQS reads one queue attribute (retention on receive, content-based deduplication on
+  send) by computing *all* of them, which counts every message: receiving or sending n
+  messages costs n², and a 2,000-job burst spent most of its time there. The patch reads
+  the one attribute instead (same answers, no behaviour change);
+- moto's RunTask has no rate limit: the local one has Fargate's (burst 100, 20 a second),
+  answering ThrottlingException past it as ECS does.
 
 Each function's environment is the template's own ``Environment`` for that function with
 every ``Ref``/``GetAtt`` resolved against the created stack.
@@ -22,15 +28,19 @@ import io
 import json
 import logging
 import os
+import subprocess
+import sys
+import threading
+import time
 import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
-import requests
 from moto.server import ThreadedMotoServer
 
 from local.template import ARTIFACT_BUCKET, FUNCTION_KEY, LAYER_KEY, load_sam_template, translate
@@ -60,25 +70,137 @@ class AwsWorld:
         return self.physical_ids[logical_id]
 
 
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """A moto server on a free loopback port; boto3 everywhere in this process uses it."""
+def _speed_up_moto_sqs() -> None:
+    """Same answers as moto's SQS, without counting the queue once per message."""
+    from moto.core.utils import unix_time  # noqa: PLC0415 - only the local world patches it
+    from moto.sqs.models import Queue, SQSBackend  # noqa: PLC0415
+
+    def is_valid(self: SQSBackend, queue_name: str, message: Any) -> bool:
+        retention = int(self.get_queue(queue_name).message_retention_period)  # type: ignore[attr-defined]
+        return bool(retention + message.sent_timestamp / 1000 > unix_time())
+
+    SQSBackend.is_message_valid_based_on_retention_period = is_valid  # type: ignore[method-assign]
+
+    # send_message reads one attribute (ContentBasedDeduplication) through the property that
+    # computes them all: while it runs, that property answers with the one it needs.
+    full_attributes = Queue.attributes
+    sending = threading.local()
+
+    def attributes(self: Queue) -> dict[str, Any]:
+        if getattr(sending, "active", False):
+            if not self.fifo_queue:
+                return {}
+            dedupe = getattr(self, "content_based_deduplication", False)
+            return {"ContentBasedDeduplication": str(dedupe).lower()}
+        return full_attributes.fget(self)  # type: ignore[no-any-return,attr-defined]
+
+    original_send = SQSBackend.send_message
+
+    def send_message(self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
+        sending.active = True
+        try:
+            return original_send(self, *args, **kwargs)
+        finally:
+            sending.active = False
+
+    Queue.attributes = property(attributes)  # type: ignore[assignment,method-assign]
+    SQSBackend.send_message = send_message  # type: ignore[method-assign]
+
+
+# Fargate's task launch rate (aws-facts.md §B.4): a token bucket per account and Region,
+# burst 100, sustained 20 a second, and RunTask itself at 20 calls a second. The local
+# world's RunTask answers ThrottlingException past it, so a burst meets the real ceiling.
+RUNTASK_RATE_ENV = "LOCAL_RUNTASK_RATE"  # "<per second>/<burst>"; "0/0" turns it off
+RUNTASK_RATE_DEFAULT = "20/100"
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self._tokens, self._at = burst, time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
+def _throttle_run_task(spec: str) -> None:
+    from moto.ecs.exceptions import ECSException  # noqa: PLC0415 - only the local world
+    from moto.ecs.models import EC2ContainerServiceBackend  # noqa: PLC0415
+
+    rate, _, burst = spec.partition("/")
+    if float(rate) <= 0:
+        return
+    bucket = TokenBucket(float(rate), float(burst or rate))
+    original = EC2ContainerServiceBackend.run_task
+
+    def run_task(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
+        if not bucket.take():
+            raise ECSException("ThrottlingException", "Rate exceeded")
+        return original(self, *args, **kwargs)
+
+    EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign]
+
+
+def serve_moto() -> None:
+    """Child-process entry: a moto server on a free loopback port, printed on stdout, until
+    stdin closes (the parent exited or is done)."""
     # Its request log and its notes on skipped resource types are noise in `make local`.
     for name in ("werkzeug", "moto"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    _speed_up_moto_sqs()
+    _throttle_run_task(os.environ.get(RUNTASK_RATE_ENV, RUNTASK_RATE_DEFAULT))
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()
+    print(port, flush=True)
+    sys.stdin.read()
+    server.stop()
+
+
+@contextmanager
+def moto_server(runtask_rate: str = RUNTASK_RATE_DEFAULT) -> Iterator[str]:
+    """A moto server on a free loopback port; boto3 everywhere in this process uses it.
+
+    It runs in a child process: the handlers, the emulator and the simulated agents share
+    this process's interpreter lock, and moto in it too halved the world's throughput on a
+    2-core machine (a 2,000-job burst launched ~10 jobs/s in one process).
+    """
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from local.aws_world import serve_moto; serve_moto()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, RUNTASK_RATE_ENV: runtask_rate},
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline().strip()
+    if not line.isdigit():
+        child.kill()
+        msg = f"moto server did not start (exit {child.wait()})"
+        raise RuntimeError(msg)
     # "localhost", not 127.0.0.1: moto's CloudFormation only resolves S3 URLs on localhost.
-    url = f"http://localhost:{port}"
-    # moto keeps its state per process, not per server: start from an empty account.
-    requests.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
+    url = f"http://localhost:{line}"
     saved = {k: os.environ.get(k) for k in [*_FAKE_CREDENTIALS, "AWS_ENDPOINT_URL"]}
     os.environ.update(_FAKE_CREDENTIALS, AWS_ENDPOINT_URL=url)
     try:
         yield url
     finally:
-        server.stop()
+        assert child.stdin is not None
+        child.stdin.close()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

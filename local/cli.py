@@ -80,6 +80,8 @@ def print_report(report: WorldReport, out: TextIO) -> None:
     )
     print("  Stacks API: " + _counts(report.stacks_calls), file=out)
     print("  AWS:        " + _counts(report.aws_calls), file=out)
+    if report.aws_retries:
+        print("  AWS retries inside those calls: " + _counts(report.aws_retries), file=out)
     print("Local plumbing: " + _counts(report.counts), file=out)
     print("", file=out)
     if report.ok:

@@ -21,19 +21,20 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import boto3
 import requests
 
 from local.aws_world import REGION, AwsWorld, moto_server, provision
+from local.container import LambdaContainer
 from local.emulator import Emulator
 from local.fargate import Failure, FargateTiming, SimulatedAgent, SimulatedFargate
 from local.lambda_runtime import (
     PLUMBING,
+    CallTimer,
     EventBridgeBridge,
     LocalContext,
     SqsEventSource,
@@ -43,6 +44,7 @@ from local.lambda_runtime import (
 OUT = Path(__file__).resolve().parent / "out"
 _HTTP_TIMEOUT = 10.0
 TERMINAL = frozenset({"finished", "canceled", "expired", "skipped", "broken", "timed_out"})
+STATE_CHECK_SECONDS = 0.5
 AGENT_STATES = frozenset({"assigned", "accepted", "running", "canceling", "timing_out"})
 
 
@@ -55,6 +57,10 @@ class WorldOptions:
     poll_invocation_seconds: float = 4.0
     reservation_expiry: int = 900
     max_in_flight: int = 0
+    # The template's LauncherMaxConcurrency default: one container per concurrent batch.
+    launcher_concurrency: int = 5
+    # RunTask's rate limit, "<per second>/<burst>" (local.aws_world; "0/0" turns it off).
+    runtask_rate: str = "20/100"
     timeout: float = 90.0
     pause_seconds: float = 2.0
     provisioning_seconds: float = 0.3
@@ -99,6 +105,8 @@ class WorldReport:
     # of the Stacks API calls, in ms, by operation: the parts of the dispatch floor.
     aws_latency_ms: dict[str, list[float]] = field(default_factory=dict)
     stacks_latency_ms: dict[str, list[float]] = field(default_factory=dict)
+    # botocore's retries inside the stack's AWS calls (e.g. RunTask throttled), by operation.
+    aws_retries: dict[str, int] = field(default_factory=dict)
     # Wall time spent in each SQS/EventBridge-driven handler over the run.
     handler_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -149,53 +157,69 @@ def workload(opts: WorldOptions) -> list[tuple[str, dict[str, Any]]]:
     return named
 
 
-class CallTimer:
-    """Round trips of every AWS call made through one boto3 session, by operation."""
-
-    def __init__(self, session: boto3.session.Session) -> None:
-        self._events = session.events
-        self.durations: dict[str, list[float]] = defaultdict(list)
-        self._events.register("before-call", self._before)
-        self._events.register("after-call", self._after)
-
-    def _before(self, context: dict[str, Any], **_: Any) -> None:
-        context["local_started"] = time.perf_counter()
-
-    def _after(self, event_name: str, context: dict[str, Any], **_: Any) -> None:
-        started = context.get("local_started")
-        if started is not None:
-            # after-call.<service>.<Operation>
-            operation = event_name.split(".", 1)[1]
-            self.durations[operation].append((time.perf_counter() - started) * 1000)
-
-    def close(self) -> None:
-        self._events.unregister("before-call", self._before)
-        self._events.unregister("after-call", self._after)
-
-
 @dataclass
 class Plumbing:
-    launches: SqsEventSource
+    # One event source per launcher container: the mapping's concurrent batches.
+    launches: list[SqsEventSource]
+    containers: list[LambdaContainer]
     gave_up: SqsEventSource
     bridge: EventBridgeBridge
     fargate: SimulatedFargate
 
-    def step(self) -> None:
-        self.launches.poll()
-        self.gave_up.poll()
+    def step_failures(self) -> int:
+        """One round of the failure handler's sources; returns how many it handled."""
+        return self.gave_up.poll() + len(self.bridge.deliver())
+
+    def step_fargate(self) -> None:
         self.fargate.tick()
-        self.bridge.deliver()
+        self.bridge.flush()
+
+    def start(self, stop: threading.Event) -> list[threading.Thread]:
+        """The event sources' own threads, so launches do not wait for Fargate's
+        bookkeeping; each launcher thread waits on its own container."""
+
+        def run(step: Callable[[], int]) -> None:
+            while not stop.is_set():
+                if not step():
+                    time.sleep(0.02)
+
+        threads = [
+            threading.Thread(target=run, args=(source.poll,), name=f"launcher-{i}", daemon=True)
+            for i, source in enumerate(self.launches)
+        ]
+        threads.append(
+            threading.Thread(target=run, args=(self.step_failures,), name="failures", daemon=True)
+        )
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def drain(self) -> None:
+        """Deliver what the last ticks published, so the counts are complete."""
+        self.bridge.flush()
+        while sum(source.poll() for source in self.launches) + self.step_failures():
+            pass
+
+    def close(self, into: CallTimer) -> None:
+        """Stop the containers; their AWS calls join the stack's counts."""
+        for container in self.containers:
+            durations, retries = container.close()
+            for operation, times in durations.items():
+                into.durations[operation].extend(times)
+            for operation, count in retries.items():
+                into.retries[operation] += count
 
     def handler_seconds(self) -> dict[str, float]:
         return {
-            "launcher": self.launches.stats.seconds,
+            "launcher": sum(source.stats.seconds for source in self.launches),
             "failure_handler": self.gave_up.stats.seconds + self.bridge.seconds,
         }
 
     def counts(self) -> dict[str, int]:
         return {
-            "launcher_invocations": self.launches.stats.invocations,
-            "launcher_failures": self.launches.stats.failures,
+            "launcher_containers": len(self.containers),
+            "launcher_invocations": sum(source.stats.invocations for source in self.launches),
+            "launcher_failures": sum(source.stats.failures for source in self.launches),
             "dlq_records": self.gave_up.stats.records,
             "events_published": self.bridge.published,
             "events_delivered": self.bridge.delivered,
@@ -236,6 +260,7 @@ class World:
             "PollIntervalSeconds": str(o.poll_interval),
             "ReservationExpirySeconds": str(o.reservation_expiry),
             "MaxInFlight": str(o.max_in_flight),
+            "LauncherMaxConcurrency": str(o.launcher_concurrency),
         }
 
     # ------------------------------------------------------------------ run
@@ -243,10 +268,12 @@ class World:
         o = self.opts
         o.out_dir.mkdir(parents=True, exist_ok=True)
         log_path = o.out_dir / "lambda.log"
+        # Appended to, not rewritten: the launcher containers write to it too.
+        log_path.write_text("")
         with (
             Emulator(token=o.token, port=0) as emu,
-            moto_server() as endpoint,
-            log_path.open("w") as log,
+            moto_server(o.runtask_rate) as endpoint,
+            log_path.open("a") as log,
             contextlib.redirect_stdout(log),
         ):
             self.say(f"emulator:  {emu.base_url}")
@@ -267,8 +294,13 @@ class World:
     def _plumbing(self, emu: Emulator, aws: AwsWorld) -> Plumbing:
         """The handlers wired as AWS wires them: SQS mappings, the rule, ECS (simulated)."""
         o = self.opts
-        launcher = load_handler("launcher")
         failure_handler = load_handler("failure_handler")
+        containers = [
+            LambdaContainer("launcher", o.out_dir / "lambda.log")
+            for _ in range(o.launcher_concurrency)
+        ]
+        for container in containers:
+            container.wait_ready()
         sqs = PLUMBING.client("sqs", region_name=REGION)
 
         def source(logical_id: str, handler: Any, function_name: str) -> SqsEventSource:
@@ -301,7 +333,10 @@ class World:
             timing=timing,
         )
         return Plumbing(
-            launches=source("LaunchQueue", launcher.lambda_handler, "launcher"),
+            launches=[
+                source("LaunchQueue", container.invoke, "launcher") for container in containers
+            ],
+            containers=containers,
             gave_up=source(
                 "LaunchDeadLetterQueue", failure_handler.lambda_handler, "failure-handler"
             ),
@@ -339,37 +374,24 @@ class World:
             target=self._drive_poller, args=(stop, poller_errors), name="poller", daemon=True
         )
         thread.start()
+        sources = plumbing.start(stop)
         feeder = threading.Thread(target=self._feed, args=(emu,), name="feeder", daemon=True)
-        started = time.monotonic()
-        paused = True
-        last_progress = ""
         try:
-            while time.monotonic() - started < o.timeout:
-                if paused and time.monotonic() - started >= o.pause_seconds:
-                    self.control(emu, "POST", f"queues/{o.queue}/pause", {"paused": False})
-                    paused = False
-                    feeder.start()
-                plumbing.step()
-                states = self._states(emu)
-                progress = ", ".join(
-                    f"{k} {v}" for k, v in sorted(Counter(states.values()).items())
-                )
-                if progress != last_progress:
-                    self.say(f"  t={time.monotonic() - started:5.1f}s  {progress}")
-                    last_progress = progress
-                settled = self._settled(states) and not plumbing.fargate.busy()
-                if not paused and not feeder.is_alive() and settled:
-                    break
-                time.sleep(0.05)
+            self._watch(emu, plumbing, feeder)
         finally:
             stop.set()
             thread.join(timeout=30)
+            for source in sources:
+                source.join(timeout=30)
+            plumbing.drain()
             stack_calls.close()
+            plumbing.close(into=stack_calls)
             plumbing_calls.close()
         report = self._report(emu, plumbing.fargate)
         report.counts.update(plumbing.counts(), poller_errors=len(poller_errors))
         report.handler_seconds = plumbing.handler_seconds()
         report.aws_calls = {op: len(times) for op, times in stack_calls.durations.items()}
+        report.aws_retries = dict(stack_calls.retries)
         report.aws_latency_ms = {**plumbing_calls.durations, **stack_calls.durations}
         calls = [
             c
@@ -380,6 +402,34 @@ class World:
         for call in calls:
             report.stacks_latency_ms.setdefault(call["endpoint"], []).append(call["duration_ms"])
         return report
+
+    def _watch(self, emu: Emulator, plumbing: Plumbing, feeder: threading.Thread) -> None:
+        """Run Fargate and show progress until every job settles (or the timeout)."""
+        o = self.opts
+        started = time.monotonic()
+        paused = True
+        last_progress, next_check = "", 0.0
+        while time.monotonic() - started < o.timeout:
+            if paused and time.monotonic() - started >= o.pause_seconds:
+                self.control(emu, "POST", f"queues/{o.queue}/pause", {"paused": False})
+                paused = False
+                feeder.start()
+            plumbing.step_fargate()
+            # Reading every job's state costs as much as a launch batch at 2,000 jobs:
+            # check (and show progress) a few times a second, not every step.
+            if time.monotonic() < next_check:
+                time.sleep(0.05)
+                continue
+            next_check = time.monotonic() + STATE_CHECK_SECONDS
+            states = self._states(emu)
+            progress = ", ".join(f"{k} {v}" for k, v in sorted(Counter(states.values()).items()))
+            if progress != last_progress:
+                self.say(f"  t={time.monotonic() - started:5.1f}s  {progress}")
+                last_progress = progress
+            settled = self._settled(states) and not plumbing.fargate.busy()
+            if not paused and not feeder.is_alive() and settled:
+                return
+            time.sleep(0.05)
 
     def _feed(self, emu: Emulator) -> None:
         """Steady arrivals: ordinary jobs ``feed_interval`` seconds apart on average."""

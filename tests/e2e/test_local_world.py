@@ -94,3 +94,13 @@ def test_the_html_report_shows_every_job_and_the_verdict(
     for job in result.jobs:
         assert job.label in page
     assert token not in page
+
+
+def test_launches_ran_in_separate_containers_whose_calls_are_counted(
+    report: tuple[WorldReport, Path, str],
+) -> None:
+    result, _, _ = report
+    assert result.counts["launcher_containers"] == WorldOptions().launcher_concurrency
+    # The containers' own AWS calls come back to the world: one RunTask per launched job.
+    assert result.aws_calls["ecs.RunTask"] == result.launched
+    assert result.aws_calls["dynamodb.PutItem"] == result.launched
