@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -71,15 +73,21 @@ def _dir_size(path: Path) -> int:
 
 def cold_start(runs: int) -> dict[str, Any]:
     handlers: dict[str, Any] = {}
-    for name in HANDLERS:
+    # Both tracing modes: the template's default (PassThrough) does not load the X-Ray SDK.
+    modes = {"": "true", "_tracing_active": "false"}
+    for name, (suffix, disabled) in itertools.product(HANDLERS, modes.items()):
         probe = _PROBE.format(layer=str(LAYER_SRC), function=str(ROOT / "functions" / name))
         samples = []
         for _ in range(runs):
             out = subprocess.run(  # noqa: S603 - our own interpreter and probe
-                [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+                [sys.executable, "-c", probe],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "POWERTOOLS_TRACE_DISABLED": disabled},
             )
             samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        handlers[name] = {
+        handlers[name + suffix] = {
             "import_ms_median": round(statistics.median(s["import_ms"] for s in samples), 1),
             "max_rss_mb_median": round(statistics.median(s["max_rss_mb"] for s in samples), 1),
             "runs": runs,
@@ -286,7 +294,9 @@ def _log_figures(log: Path) -> dict[str, float]:
             poll_bytes += size
             continue
         other_bytes += size
-        if line.startswith('{"_aws"') and '"Polls"' in line:
+        # An idle poll's metrics: a poll that matched nothing (the workload's job for
+        # another stack stays listed, as a shared queue's would).
+        if line.startswith('{"_aws"') and '"Polls"' in line and '"JobsMatched"' not in line:
             blob = json.loads(line)
             for directive in blob["_aws"]["CloudWatchMetrics"]:
                 idle_metrics.update(m["Name"] for m in directive["Metrics"])
