@@ -26,7 +26,7 @@ def run_probe(trace_disabled: str) -> str:
         "PYTHONPATH": str(ROOT / "layers" / "stack_core"),
         "POWERTOOLS_TRACE_DISABLED": trace_disabled,
     }
-    done = subprocess.run(  # noqa: S603 - our own interpreter
+    done = subprocess.run(
         [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True
     )
     return done.stdout.strip()

@@ -13,7 +13,6 @@ import os
 from collections.abc import AsyncGenerator, Generator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from enum import StrEnum
-from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -27,19 +26,19 @@ class _Untraced(BaseSegment):
     def close(self, end_time: int | None = None) -> None:
         pass
 
-    def add_subsegment(self, subsegment: Any) -> None:
+    def add_subsegment(self, subsegment: object) -> None:
         pass
 
-    def remove_subsegment(self, subsegment: Any) -> None:
+    def remove_subsegment(self, subsegment: object) -> None:
         pass
 
-    def put_annotation(self, key: str, value: Any) -> None:
+    def put_annotation(self, key: str, value: object) -> None:
         pass
 
-    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
+    def put_metadata(self, key: str, value: object, namespace: str = "default") -> None:
         pass
 
-    def add_exception(self, exception: BaseException, stack: Any, remote: bool = False) -> None:
+    def add_exception(self, exception: BaseException, stack: object, remote: bool = False) -> None:
         pass
 
 
@@ -53,19 +52,19 @@ class NoTracing(BaseProvider):
     """
 
     @contextmanager
-    def in_subsegment(self, name: str | None = None, **kwargs: Any) -> Generator[BaseSegment]:
+    def in_subsegment(self, name: str | None = None, **kwargs: object) -> Generator[BaseSegment]:
         yield _Untraced()
 
     @asynccontextmanager
     async def in_subsegment_async(
-        self, name: str | None = None, **kwargs: Any
+        self, name: str | None = None, **kwargs: object
     ) -> AsyncGenerator[BaseSegment]:
         yield _Untraced()
 
-    def put_annotation(self, key: str, value: Any) -> None:
+    def put_annotation(self, key: str, value: object) -> None:
         pass
 
-    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
+    def put_metadata(self, key: str, value: object, namespace: str = "default") -> None:
         pass
 
     def patch(self, modules: Sequence[str]) -> None:
