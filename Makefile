@@ -15,7 +15,7 @@ export SAM_CLI_TELEMETRY := 0
 SAM_VENV ?= .venv-sam
 SAM_VERSION := 1.170.0
 
-.PHONY: bench docs build validate help venv lint format typecheck test test-fast unit integration template local emulator clean
+.PHONY: bench docs build validate help venv lint format typecheck test test-fast unit integration template local soak emulator clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ template: $(STAMP) ## Template tests (sam-translator + cfn-lint)
 
 local: $(STAMP) ## Run the local world (emulator + demo workload); ARGS="--help" for options
 	$(PY) -m local $(ARGS)
+
+soak: $(STAMP) ## Chaos soak: 5,000 jobs under seeded faults, zero lost required; ARGS="--seed N"
+	$(PY) -m local.soak $(ARGS)
 
 emulator: $(STAMP) ## Start the Stacks API emulator in the foreground; ARGS="--port 8080 --token T"
 	$(PY) -m local.emulator $(ARGS)

@@ -28,12 +28,14 @@ import io
 import json
 import logging
 import os
+import random
 import subprocess
 import sys
 import threading
 import time
 import warnings
 import zipfile
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -149,6 +151,90 @@ def _throttle_run_task(spec: str) -> None:
     EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign]
 
 
+# Seeded AWS faults for the chaos soak: JSON {"seed": n, "<kind>": probability, ...,
+# "report": "<path>"}; the counts of faults injected by kind are written to "report" when
+# the server stops.
+AWS_FAULTS_ENV = "LOCAL_AWS_FAULTS"
+AWS_FAULT_KINDS = (
+    "runtask_spot_capacity",  # RunTask answers a capacity `failures` entry (Spot only)
+    "runtask_throttle",  # RunTask answers ThrottlingException beyond the rate limit
+    "runtask_server_error",  # RunTask answers a 500 ServerException
+    "dynamodb_throttle",  # PutItem/UpdateItem answer ThrottlingException
+    "sqs_send_error",  # SendMessageBatch answers a 500
+)
+_SPOT_CAPACITY = (
+    "Capacity is unavailable at this time. Please try again later or in a different "
+    "availability zone"
+)
+
+
+def _inject_aws_faults(spec: dict[str, Any]) -> Counter[str]:
+    """Patch moto's request handlers (not its backends: the local plumbing's own sends and
+    CloudFormation's writes stay fault-free) to fail the stack's calls at random."""
+    from moto.core.exceptions import JsonRESTError  # noqa: PLC0415 - only the local world
+    from moto.core.responses import ActionResult  # noqa: PLC0415
+    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
+    from moto.ecs.responses import EC2ContainerServiceResponse  # noqa: PLC0415
+    from moto.sqs.responses import SQSResponse  # noqa: PLC0415
+
+    unknown = set(spec) - {"seed", "report", *AWS_FAULT_KINDS}
+    if unknown:
+        msg = f"unknown AWS fault kinds {sorted(unknown)}; known: {AWS_FAULT_KINDS}"
+        raise ValueError(msg)
+    rng = random.Random(spec.get("seed", 0))  # noqa: S311 - fault dice, not secrets
+    injected: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def roll(kind: str) -> bool:
+        with lock:
+            hit = rng.random() < float(spec.get(kind, 0))
+            if hit:
+                injected[kind] += 1
+            return hit
+
+    def server_error(message: str) -> JsonRESTError:
+        error = JsonRESTError("ServerException", message)
+        error.code = 500
+        return error
+
+    run_task = EC2ContainerServiceResponse.run_task
+
+    def faulty_run_task(self: EC2ContainerServiceResponse) -> Any:
+        strategy = self._get_param("capacityProviderStrategy") or []
+        spot = any(item.get("capacityProvider") == "FARGATE_SPOT" for item in strategy)
+        if spot and roll("runtask_spot_capacity"):
+            failure = {"arn": "arn:aws:ecs:us-east-1:123456789012:task", "reason": _SPOT_CAPACITY}
+            return ActionResult({"tasks": [], "failures": [failure]})
+        if roll("runtask_throttle"):
+            raise JsonRESTError("ThrottlingException", "Rate exceeded")
+        if roll("runtask_server_error"):
+            raise server_error("Service Unavailable")
+        return run_task(self)
+
+    def dynamo(original: Any) -> Any:
+        def faulty(self: DynamoHandler) -> Any:
+            if roll("dynamodb_throttle"):
+                raise JsonRESTError(
+                    "com.amazonaws.dynamodb.v20120810#ThrottlingException", "Rate exceeded"
+                )
+            return original(self)
+
+        return faulty
+
+    send_batch = SQSResponse.send_message_batch
+
+    def faulty_send_batch(self: SQSResponse) -> Any:
+        if roll("sqs_send_error"):
+            raise server_error("InternalError")
+        return send_batch(self)
+
+    EC2ContainerServiceResponse.run_task = faulty_run_task  # type: ignore[method-assign]
+    DynamoHandler.put_item = dynamo(DynamoHandler.put_item)  # type: ignore[method-assign]
+    DynamoHandler.update_item = dynamo(DynamoHandler.update_item)  # type: ignore[method-assign]
+    SQSResponse.send_message_batch = faulty_send_batch  # type: ignore[method-assign]
+    return injected
+
+
 def serve_moto() -> None:
     """Child-process entry: a moto server on a free loopback port, printed on stdout, until
     stdin closes (the parent exited or is done)."""
@@ -157,29 +243,45 @@ def serve_moto() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     _speed_up_moto_sqs()
     _throttle_run_task(os.environ.get(RUNTASK_RATE_ENV, RUNTASK_RATE_DEFAULT))
+    faults = json.loads(os.environ.get(AWS_FAULTS_ENV) or "{}")
+    injected = _inject_aws_faults(faults) if faults else Counter[str]()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()
     print(port, flush=True)
     sys.stdin.read()
     server.stop()
+    if faults.get("report"):
+        Path(faults["report"]).write_text(json.dumps(dict(injected)))
 
 
 @contextmanager
-def moto_server(runtask_rate: str = RUNTASK_RATE_DEFAULT) -> Iterator[str]:
+def moto_server(
+    runtask_rate: str = RUNTASK_RATE_DEFAULT,
+    faults: Mapping[str, Any] | None = None,
+    log: Path | None = None,
+) -> Iterator[str]:
     """A moto server on a free loopback port; boto3 everywhere in this process uses it.
 
     It runs in a child process: the handlers, the emulator and the simulated agents share
     this process's interpreter lock, and moto in it too halved the world's throughput on a
     2-core machine (a 2,000-job burst launched ~10 jobs/s in one process).
     """
+    # moto's own request errors (e.g. its ECS is not thread-safe: a 500 the client retries)
+    # go to a file, not the console.
+    errors = log.open("w") if log else None
     child = subprocess.Popen(
         [sys.executable, "-c", "from local.aws_world import serve_moto; serve_moto()"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        stderr=errors,
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
-        env={**os.environ, RUNTASK_RATE_ENV: runtask_rate},
+        env={
+            **os.environ,
+            RUNTASK_RATE_ENV: runtask_rate,
+            AWS_FAULTS_ENV: json.dumps(dict(faults or {})),
+        },
     )
     assert child.stdout is not None
     line = child.stdout.readline().strip()
@@ -201,6 +303,8 @@ def moto_server(runtask_rate: str = RUNTASK_RATE_DEFAULT) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+        if errors:
+            errors.close()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

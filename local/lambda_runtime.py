@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import random
 import sys
 import threading
 import time
@@ -38,6 +39,10 @@ if str(LAYER) not in sys.path:
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 PUT_EVENTS_MAX = 10  # entries per PutEvents call (the API's limit)
+# Lambda's asynchronous retries of a failed invocation (2, about 1 and 2 minutes apart),
+# shortened locally to seconds.
+ASYNC_RETRIES = 2
+ASYNC_RETRY_SECONDS = 2.0
 Handler = Callable[[dict[str, Any], Any], Any]
 # The local world's own plumbing (event source mappings, the EventBridge bridge, the
 # simulated Fargate) uses this session, so that the default session, which the handlers'
@@ -48,12 +53,19 @@ PLUMBING = boto3.session.Session()
 class CallTimer:
     """Round trips of every AWS call made through one boto3 session, by operation."""
 
-    def __init__(self, session: boto3.session.Session) -> None:
-        self._events = session.events
+    def __init__(self, session: boto3.session.Session | None = None) -> None:
         self.durations: dict[str, list[float]] = defaultdict(list)
         self.retries: dict[str, int] = defaultdict(int)
-        self._events.register("before-call", self._before)
-        self._events.register("after-call", self._after)
+        self._attached: list[Any] = []
+        if session is not None:
+            self.attach(session.events)
+
+    def attach(self, events: Any) -> None:
+        """Count the calls of (another) session too: a client copies its session's hooks
+        when it is created, so attach before the clients are made."""
+        events.register("before-call", self._before)
+        events.register("after-call", self._after)
+        self._attached.append(events)
 
     def _before(self, context: dict[str, Any], **_: Any) -> None:
         context["local_started"] = time.perf_counter()
@@ -72,8 +84,9 @@ class CallTimer:
                 self.retries[operation] += int(metadata["RetryAttempts"])
 
     def close(self) -> None:
-        self._events.unregister("before-call", self._before)
-        self._events.unregister("after-call", self._after)
+        for events in self._attached:
+            events.unregister("before-call", self._before)
+            events.unregister("after-call", self._after)
 
 
 @dataclass
@@ -120,6 +133,7 @@ class BatchStats:
     invocations: int = 0
     records: int = 0
     failures: int = 0
+    duplicates: int = 0
     seconds: float = 0.0  # handler wall time, the billed duration's stand-in
 
 
@@ -134,6 +148,7 @@ class SqsEventSource:
         batch_size: int = 10,
         timeout_seconds: float = 60,
         retry_after_seconds: int = 1,
+        duplicates: tuple[float, random.Random] | None = None,
     ) -> None:
         self._sqs = PLUMBING.client("sqs", region_name=REGION)
         self._url = queue_url
@@ -143,7 +158,11 @@ class SqsEventSource:
         self._batch = batch_size
         self._timeout = timeout_seconds
         self._retry_after = retry_after_seconds
+        # SQS is at-least-once: with this chance a handled record is delivered again.
+        self._duplicates = duplicates
         self.stats = BatchStats()
+        # Every body delivered, for the tests that look for secrets in what the stack sent.
+        self.bodies: list[str] = []
 
     def poll(self) -> int:
         """One receive + invoke; returns how many records were handled."""
@@ -156,6 +175,7 @@ class SqsEventSource:
         messages = answer.get("Messages", [])
         if not messages:
             return 0
+        self.bodies.extend(m["Body"] for m in messages)
         event = {"Records": [self._record(m) for m in messages]}
         context = LocalContext(self._function, self._timeout)
         self.stats.invocations += 1
@@ -177,9 +197,20 @@ class SqsEventSource:
                     ReceiptHandle=message["ReceiptHandle"],
                     VisibilityTimeout=self._retry_after,
                 )
+            elif self._duplicate():
+                self.stats.duplicates += 1
+                self._sqs.change_message_visibility(
+                    QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
             else:
                 self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
         return len(messages)
+
+    def _duplicate(self) -> bool:
+        if self._duplicates is None:
+            return False
+        chance, rng = self._duplicates
+        return rng.random() < chance
 
     def _record(self, message: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -200,8 +231,24 @@ class EventBridgeBridge:
     and swaps its Lambda target for an SQS queue: moto answers put_events with a 500 when a
     matching rule targets a Lambda (tooling.md §3)."""
 
-    def __init__(self, *, rule_name: str, handler: Handler, function_name: str) -> None:
+    def __init__(
+        self,
+        *,
+        rule_name: str,
+        handler: Handler,
+        function_name: str,
+        disorder: tuple[float, float, random.Random] | None = None,
+    ) -> None:
         self._events = PLUMBING.client("events", region_name=REGION)
+        # (duplicate chance, late chance, dice): EventBridge delivers at least once and in
+        # no promised order; a late event is held back for a few flushes.
+        self._disorder = disorder
+        self._held: list[tuple[int, dict[str, Any]]] = []
+        self.sent: list[str] = []  # every event detail sent, for the secret-leak tests
+        self._retries: list[tuple[float, int, dict[str, Any]]] = []
+        self.retried = 0
+        self.duplicated = 0
+        self.delayed = 0
         self._sqs = PLUMBING.client("sqs", region_name=REGION)
         self._handler = handler
         self._function = function_name
@@ -241,12 +288,42 @@ class EventBridgeBridge:
     def flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
+            pending = self._disorder_of(pending)
+            self.sent.extend(entry["Detail"] for entry in pending)
         for start in range(0, len(pending), PUT_EVENTS_MAX):
             self._events.put_events(Entries=pending[start : start + PUT_EVENTS_MAX])
 
+    def _disorder_of(self, pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self._disorder is None:
+            return pending
+        duplicate, late, rng = self._disorder
+        ready = [entry for wait, entry in self._held if wait <= 0]
+        self._held = [(wait - 1, entry) for wait, entry in self._held if wait > 0]
+        for entry in pending:
+            if rng.random() < late:
+                self.delayed += 1
+                self._held.append((rng.randint(2, 20), entry))
+                continue
+            ready.append(entry)
+            if rng.random() < duplicate:
+                self.duplicated += 1
+                ready.append(entry)
+        return ready
+
+    def held(self) -> int:
+        with self._lock:
+            return len(self._held)
+
     def deliver(self) -> list[Any]:
-        """Invoke the handler once per matched event, as EventBridge's Lambda target does."""
+        """Invoke the handler once per matched event, as EventBridge's Lambda target does
+        (an asynchronous invocation: a failed one is retried twice, then goes to the
+        function's on-failure destination, the events dead-letter queue)."""
         results: list[Any] = []
+        now = time.monotonic()
+        due = [r for r in self._retries if r[0] <= now]
+        self._retries = [r for r in self._retries if r[0] > now]
+        for _, attempt, envelope in due:
+            self._invoke(envelope, attempt, results)
         while True:
             got = self._sqs.receive_message(QueueUrl=self._url, MaxNumberOfMessages=10)
             messages = got.get("Messages", [])
@@ -256,10 +333,21 @@ class EventBridgeBridge:
                 envelope = json.loads(message["Body"])
                 envelope.setdefault("account", ACCOUNT)
                 self.delivered += 1
-                started = time.perf_counter()
-                try:
-                    results.append(self._handler(envelope, LocalContext(self._function, 60)))
-                except Exception as exc:  # noqa: BLE001 - EventBridge would retry, then dead-letter
-                    self.dead_letters.append((envelope, repr(exc)))
-                self.seconds += time.perf_counter() - started
+                self._invoke(envelope, 1, results)
                 self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _invoke(self, envelope: dict[str, Any], attempt: int, results: list[Any]) -> None:
+        started = time.perf_counter()
+        try:
+            results.append(self._handler(envelope, LocalContext(self._function, 60)))
+        except Exception as exc:  # noqa: BLE001 - Lambda retries it, then dead-letters it
+            if attempt <= ASYNC_RETRIES:
+                self.retried += 1
+                due = time.monotonic() + ASYNC_RETRY_SECONDS * attempt
+                self._retries.append((due, attempt + 1, envelope))
+            else:
+                self.dead_letters.append((envelope, repr(exc)))
+        self.seconds += time.perf_counter() - started
+
+    def pending_retries(self) -> int:
+        return len(self._retries)

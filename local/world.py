@@ -29,7 +29,8 @@ from typing import Any, TextIO
 import requests
 
 from local.aws_world import REGION, AwsWorld, moto_server, provision
-from local.container import LambdaContainer
+from local.chaos import ChaosDriver, ChaosPlan
+from local.container import CRASHES_ENV, LambdaContainer, LocalCrash
 from local.emulator import Emulator
 from local.fargate import Failure, FargateTiming, SimulatedAgent, SimulatedFargate
 from local.lambda_runtime import (
@@ -72,6 +73,8 @@ class WorldOptions:
     # Arrivals are a Poisson process (exponential gaps, this seed): a fixed gap would lock
     # their phase to the poll loop's and make the median depend on that phase.
     seed: int = 1
+    # The soak's faults (local.chaos); None for a world without them.
+    chaos: ChaosPlan | None = None
     token: str = "bkct_local_0123456789abcdef"  # noqa: S105 - the emulator's own token
     out_dir: Path = OUT
 
@@ -105,6 +108,10 @@ class WorldReport:
     # of the Stacks API calls, in ms, by operation: the parts of the dispatch floor.
     aws_latency_ms: dict[str, list[float]] = field(default_factory=dict)
     stacks_latency_ms: dict[str, list[float]] = field(default_factory=dict)
+    # What the stack sent and was sent, as text, by channel: the secret-leak tests read it.
+    evidence: dict[str, list[str]] = field(default_factory=dict)
+    # Faults injected by kind (the soak's), e.g. "aws.runtask_throttle", "crash.<point>".
+    faults: dict[str, int] = field(default_factory=dict)
     # botocore's retries inside the stack's AWS calls (e.g. RunTask throttled), by operation.
     aws_retries: dict[str, int] = field(default_factory=dict)
     # Wall time spent in each SQS/EventBridge-driven handler over the run.
@@ -145,9 +152,14 @@ def workload(opts: WorldOptions) -> list[tuple[str, dict[str, Any]]]:
         }
 
     named: list[tuple[str, dict[str, Any]]] = []
+    # Under chaos, some ordinary jobs' tasks fail too (before or after the agent acquires).
+    dice = opts.chaos.rng("task-failures") if opts.chaos else None
     for i in range(opts.jobs):
         command = "exit 1" if i % 5 == 4 else f"echo part {i + 1} ok"
-        named.append((f"build part {i + 1}", job(command, priority=(0, 5, 1)[i % 3])))
+        failure = opts.chaos.failure_for(dice) if opts.chaos and dice else Failure.NONE
+        named.append(
+            (f"build part {i + 1}", job(command, priority=(0, 5, 1)[i % 3], failure=failure))
+        )
     named += [
         ("needs a GPU (not for this stack)", job("nvidia-smi", rules=[f"queue={q}", "gpu=true"])),
         ("image cannot be pulled", job("true", failure=Failure.IMAGE_PULL)),
@@ -197,17 +209,34 @@ class Plumbing:
     def drain(self) -> None:
         """Deliver what the last ticks published, so the counts are complete."""
         self.bridge.flush()
-        while sum(source.poll() for source in self.launches) + self.step_failures():
-            pass
+        while (
+            sum(source.poll() for source in self.launches) + self.step_failures()
+            or self.bridge.held()
+            or self.bridge.pending_retries()
+        ):
+            self.bridge.flush()
+            time.sleep(0.05)
 
-    def close(self, into: CallTimer) -> None:
-        """Stop the containers; their AWS calls join the stack's counts."""
+    def close(self, into: CallTimer) -> Counter[str]:
+        """Stop the containers; their AWS calls join the stack's counts. Returns their
+        crashes by point."""
+        crashes: Counter[str] = Counter()
         for container in self.containers:
-            durations, retries = container.close()
+            durations, retries, crashed = container.close()
             for operation, times in durations.items():
                 into.durations[operation].extend(times)
             for operation, count in retries.items():
                 into.retries[operation] += count
+            crashes.update(crashed)
+        return crashes
+
+    def evidence(self, errors: list[str]) -> dict[str, list[str]]:
+        return {
+            "sqs messages": [b for s in (*self.launches, self.gave_up) for b in s.bodies],
+            "ecs events": list(self.bridge.sent),
+            "task overrides": [json.dumps(t.overrides) for t in self.fargate.tasks.values()],
+            "errors": [*errors, *(reason for _, reason in self.bridge.dead_letters)],
+        }
 
     def handler_seconds(self) -> dict[str, float]:
         return {
@@ -220,6 +249,10 @@ class Plumbing:
             "launcher_containers": len(self.containers),
             "launcher_invocations": sum(source.stats.invocations for source in self.launches),
             "launcher_failures": sum(source.stats.failures for source in self.launches),
+            "sqs_duplicate_deliveries": sum(s.stats.duplicates for s in self.launches),
+            "events_duplicated": self.bridge.duplicated,
+            "events_delayed": self.bridge.delayed,
+            "events_retried": self.bridge.retried,
             "dlq_records": self.gave_up.stats.records,
             "events_published": self.bridge.published,
             "events_delivered": self.bridge.delivered,
@@ -233,6 +266,9 @@ class World:
         self.console = console
         self.labels: dict[str, str] = {}
         self.created: dict[str, dict[str, Any]] = {}
+        # Faults injected by kind (soak only), and DLQ/parked records nobody handled.
+        self.faults: Counter[str] = Counter()
+        self.dlq_left = self.parked = 0
 
     # ------------------------------------------------------------------ setup
     def control(self, emu: Emulator, method: str, path: str, body: object = None) -> Any:
@@ -270,11 +306,16 @@ class World:
         log_path = o.out_dir / "lambda.log"
         # Appended to, not rewritten: the launcher containers write to it too.
         log_path.write_text("")
+        fault_report = o.out_dir / "aws-faults.json"
+        fault_report.unlink(missing_ok=True)
+        aws_faults = o.chaos.aws_faults(str(fault_report)) if o.chaos else None
         with (
             Emulator(token=o.token, port=0) as emu,
-            moto_server(o.runtask_rate) as endpoint,
+            moto_server(o.runtask_rate, aws_faults, o.out_dir / "moto.log") as endpoint,
             log_path.open("a") as log,
             contextlib.redirect_stdout(log),
+            # The handlers' stderr (the Stacks API client's retry lines) is CloudWatch's too.
+            contextlib.redirect_stderr(log),
         ):
             self.say(f"emulator:  {emu.base_url}")
             self.say(f"moto:      {endpoint}")
@@ -289,34 +330,57 @@ class World:
                 self.say(f"workload:  {len(self.labels)} jobs on queue {o.queue!r}")
                 report = self._loop(emu, aws)
         report.metrics = emf_totals(log_path)
+        if fault_report.exists():  # written by moto's process as it stopped
+            self.faults.update(
+                {f"aws.{k}": v for k, v in json.loads(fault_report.read_text()).items()}
+            )
+        report.faults = dict(self.faults)
+        report.counts.update(dlq_left=self.dlq_left, parked=self.parked)
         return report
 
     def _plumbing(self, emu: Emulator, aws: AwsWorld) -> Plumbing:
         """The handlers wired as AWS wires them: SQS mappings, the rule, ECS (simulated)."""
         o = self.opts
         failure_handler = load_handler("failure_handler")
+        chaos = o.chaos
+        crash_env = {CRASHES_ENV: json.dumps(chaos.crash_spec())} if chaos else {}
         containers = [
-            LambdaContainer("launcher", o.out_dir / "lambda.log")
-            for _ in range(o.launcher_concurrency)
+            LambdaContainer("launcher", o.out_dir / "lambda.log", index, crash_env)
+            for index in range(o.launcher_concurrency)
         ]
         for container in containers:
             container.wait_ready()
         sqs = PLUMBING.client("sqs", region_name=REGION)
 
-        def source(logical_id: str, handler: Any, function_name: str) -> SqsEventSource:
+        def source(
+            logical_id: str, handler: Any, function_name: str, index: int = 0
+        ) -> SqsEventSource:
             url = _url_of(sqs, aws.id_of(logical_id))
             attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+            if chaos is None or logical_id != "LaunchQueue":
+                return SqsEventSource(
+                    queue_url=url,
+                    queue_arn=attrs["Attributes"]["QueueArn"],
+                    handler=handler,
+                    function_name=function_name,
+                )
             return SqsEventSource(
                 queue_url=url,
                 queue_arn=attrs["Attributes"]["QueueArn"],
                 handler=handler,
                 function_name=function_name,
+                timeout_seconds=chaos.launcher_timeout_seconds,
+                retry_after_seconds=chaos.launch_retry_seconds,
+                duplicates=(chaos.duplicate_delivery, chaos.rng(f"sqs-{index}")),
             )
 
         bridge = EventBridgeBridge(
             rule_name=aws.id_of("FailureHandlerFunctionTaskStopped"),
             handler=failure_handler.lambda_handler,
             function_name="failure-handler",
+            disorder=(chaos.duplicate_event, chaos.late_event, chaos.rng("events"))
+            if chaos
+            else None,
         )
         timing = FargateTiming(o.provisioning_seconds, o.pending_seconds, 30.0)
 
@@ -334,7 +398,8 @@ class World:
         )
         return Plumbing(
             launches=[
-                source("LaunchQueue", container.invoke, "launcher") for container in containers
+                source("LaunchQueue", container.invoke, "launcher", index)
+                for index, container in enumerate(containers)
             ],
             containers=containers,
             gave_up=source(
@@ -354,6 +419,11 @@ class World:
             context = LocalContext("poller", margin + self.opts.poll_invocation_seconds)
             try:
                 poller.lambda_handler(tick, context)
+            except LocalCrash:
+                # The runtime died after reserving, before enqueueing: those reservations
+                # expire and the jobs are listed again. (Its module state survives here,
+                # which a new runtime's would not: it re-registers on its first 404 anyway.)
+                self.faults["crash.poller.after_reserve"] += 1
             except Exception as exc:  # noqa: BLE001 - a failed invocation is reported, not fatal
                 errors.append(repr(exc))
                 time.sleep(self.opts.poll_interval)
@@ -364,6 +434,8 @@ class World:
 
         # Before any client is made: a client copies its session's hooks when created.
         stack_calls, plumbing_calls = CallTimer(aws_session()), CallTimer(PLUMBING)
+        if o.chaos:
+            self._crash_poller_after_reserve(aws_session().events, o.chaos)
         plumbing = self._plumbing(emu, aws)
         self.control(emu, "DELETE", "calls")
         stop = threading.Event()
@@ -376,19 +448,34 @@ class World:
         thread.start()
         sources = plumbing.start(stop)
         feeder = threading.Thread(target=self._feed, args=(emu,), name="feeder", daemon=True)
+        driver = None
+        if o.chaos:
+            driver = ChaosDriver(
+                o.chaos,
+                lambda method, path, body: self.control(emu, method, path, body),
+                lambda: list(self.labels),
+            )
+            driver.start()
         try:
             self._watch(emu, plumbing, feeder)
         finally:
+            if driver is not None:
+                driver.stop()
+                self.faults.update(driver.counts)
             stop.set()
             thread.join(timeout=30)
             for source in sources:
                 source.join(timeout=30)
             plumbing.drain()
             stack_calls.close()
-            plumbing.close(into=stack_calls)
+            for point, n in plumbing.close(into=stack_calls).items():
+                self.faults[f"crash.{point}"] += n
             plumbing_calls.close()
+            self.dlq_left = _messages_left(aws, "LaunchDeadLetterQueue")
+            self.parked = _messages_left(aws, "ParkedQueue")
         report = self._report(emu, plumbing.fargate)
         report.counts.update(plumbing.counts(), poller_errors=len(poller_errors))
+        report.evidence = plumbing.evidence(poller_errors)
         report.handler_seconds = plumbing.handler_seconds()
         report.aws_calls = {op: len(times) for op, times in stack_calls.durations.items()}
         report.aws_retries = dict(stack_calls.retries)
@@ -430,6 +517,17 @@ class World:
             if not paused and not feeder.is_alive() and settled:
                 return
             time.sleep(0.05)
+
+    def _crash_poller_after_reserve(self, events: Any, plan: ChaosPlan) -> None:
+        rng = plan.rng("poller-crash")
+
+        def crash(**_: Any) -> None:
+            if threading.current_thread().name == "poller" and (
+                rng.random() < plan.poller_crash_after_reserve
+            ):
+                raise LocalCrash("poller.after_reserve")
+
+        events.register("before-call.sqs.SendMessageBatch", crash)
 
     def _feed(self, emu: Emulator) -> None:
         """Steady arrivals: ordinary jobs ``feed_interval`` seconds apart on average."""
@@ -533,6 +631,16 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _messages_left(aws: AwsWorld, logical_id: str) -> int:
+    sqs = PLUMBING.client("sqs", region_name=REGION)
+    url = _url_of(sqs, aws.id_of(logical_id))
+    answer = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )
+    return sum(int(value) for value in answer["Attributes"].values())
 
 
 def _url_of(sqs: Any, physical_id: str) -> str:

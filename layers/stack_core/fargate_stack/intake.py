@@ -7,8 +7,6 @@ EventBridge delivery is retried and then dead-lettered. Nothing here drops a rec
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import ValidationError
 
 from fargate_stack.errors import BadInputError
@@ -37,16 +35,18 @@ def parse_launch_message(body: str, *, message_id: str) -> LaunchMessage:
         raise BadInputError(f"message {message_id} is not a launch message: {problems}") from None
 
 
-def parse_task_state_change(event: dict[str, Any]) -> TaskStateChangeEvent:
+def parse_task_state_change(event: object) -> TaskStateChangeEvent:
+    # Found by a property test: a JSON event that is not an object has no id to name.
+    event_id = event.get("id") if isinstance(event, dict) else None
     try:
         return TaskStateChangeEvent.model_validate(event)
     except ValidationError as exc:
         problems = _problems(exc)
         logger.error(
             "event rejected; EventBridge will retry it and then dead-letter it",
-            extra={"event_id": event.get("id"), "problems": problems},
+            extra={"event_id": event_id, "problems": problems},
         )
         count(Metric.BAD_EVENTS)
         raise BadInputError(
-            f"event {event.get('id')} is not an ECS Task State Change: {problems}"
+            f"event {event_id} is not an ECS Task State Change: {problems}"
         ) from None

@@ -1,0 +1,180 @@
+"""The chaos plan of a soak: which faults, how often, from one seed.
+
+Every fault is drawn from a ``random.Random`` seeded from the plan's seed, so a failing
+soak is replayed by running it again with the seed it printed. Where each fault is made:
+
+- Stacks API (429 with Retry-After, 5xx, slow answers, dropped connections, malformed
+  JSON, per endpoint): the emulator's fault API, fed by a driver thread;
+- AWS (RunTask Spot capacity failures, throttling and 5xx, DynamoDB throttling, SQS send
+  errors): moto's request handlers in its process (local.aws_world);
+- crashes: the launcher's runtime before or after RunTask (local.container), the poller's
+  after reserving and before enqueueing (here, on the stack's session);
+- duplicate SQS deliveries (local.lambda_runtime.SqsEventSource), duplicate and late
+  (so out-of-order) ECS events (local.lambda_runtime.EventBridgeBridge);
+- tasks failing before the agent acquires (image pull, secrets/resource initialization) or
+  after (out of memory, Spot interruption): the simulated Fargate, per job;
+- jobs canceled while queued or while launching: the driver thread, through the emulator.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from local.emulator.behaviour import STACKS_ENDPOINTS as STACKS_API
+from local.fargate import Failure
+
+# The endpoints the running stack calls: not the simulated agent's (not the product under
+# test), nor register (once per container) or job acquisition tokens (unused).
+STACKS_ENDPOINTS = tuple(
+    e for e in STACKS_API if e not in ("register", "deregister", "job-acquisition-tokens")
+)
+STACKS_FAULT_KINDS = ("429", "5xx", "slow", "drop", "malformed_json")
+
+
+def _default_aws() -> dict[str, float]:
+    return {
+        "runtask_spot_capacity": 0.03,
+        "runtask_throttle": 0.02,
+        "runtask_server_error": 0.01,
+        "dynamodb_throttle": 0.02,
+        "sqs_send_error": 0.05,
+    }
+
+
+def _default_failures() -> dict[str, float]:
+    return {
+        Failure.IMAGE_PULL: 0.02,
+        Failure.SECRETS: 0.01,
+        Failure.OUT_OF_MEMORY: 0.01,
+        Failure.SPOT: 0.01,
+    }
+
+
+@dataclass(frozen=True)
+class ChaosPlan:
+    seed: int
+    # Stacks API faults: one (hitting 1-2 requests) every `stacks_fault_every` seconds on
+    # average. The poller lists once a second: much more often and no poll would succeed.
+    stacks_fault_every: float = 2.0
+    aws: Mapping[str, float] = field(default_factory=_default_aws)
+    crashes: Mapping[str, float] = field(
+        default_factory=lambda: {"launcher.before_run_task": 0.01, "launcher.after_run_task": 0.01}
+    )
+    # Per SendMessageBatch call (10 jobs): a 1,000-job poll makes 100, so a crash strands
+    # the rest of that poll's reservations until they expire about 40% of the time.
+    poller_crash_after_reserve: float = 0.005
+    duplicate_delivery: float = 0.02  # per successfully handled launch record
+    duplicate_event: float = 0.05  # per task state change event
+    late_event: float = 0.05  # held back for a few flushes, so it arrives out of order
+    task_failures: Mapping[str, float] = field(default_factory=_default_failures)
+    cancel_every: float = 1.0  # seconds between cancels, on average...
+    cancel_fraction: float = 0.02  # ...until this share of the jobs was canceled
+    # The local world's SQS retry (Lambda: the visibility timeout, 360 s deployed) must
+    # outlast a crashed invocation's idempotency lock (the function's timeout, 60 s
+    # deployed), as it does deployed; the soak shortens both, keeping the order.
+    launcher_timeout_seconds: float = 8.0
+    launch_retry_seconds: int = 10
+
+    def rng(self, stream: str) -> random.Random:
+        """An independent seeded stream per fault source, so adding one source does not
+        shift another's dice."""
+        return random.Random(f"{self.seed}/{stream}")  # noqa: S311 - fault dice, not secrets
+
+    def aws_faults(self, report: str) -> dict[str, Any]:
+        return {"seed": self.seed, "report": report, **self.aws}
+
+    def crash_spec(self) -> dict[str, Any]:
+        return {"seed": self.seed, **self.crashes}
+
+    def failure_for(self, rng: random.Random) -> Failure:
+        roll = rng.random()
+        for failure, chance in self.task_failures.items():
+            if roll < chance:
+                return Failure(failure)
+            roll -= chance
+        return Failure.NONE
+
+
+class ChaosDriver:
+    """A thread adding Stacks API faults and canceling jobs at seeded random moments."""
+
+    def __init__(
+        self,
+        plan: ChaosPlan,
+        control: Callable[[str, str, object], Any],
+        job_ids: Callable[[], list[str]],
+    ) -> None:
+        self._plan = plan
+        self._control = control
+        self._job_ids = job_ids
+        self._rng = plan.rng("driver")
+        self.counts: Counter[str] = Counter()
+        self.canceled: set[str] = set()
+        self._added: dict[str, str] = {}  # fault id -> its count key
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chaos", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        # Count what was injected, not what was added: faults never hit are taken back.
+        for fault in self._control("GET", "faults", None)["faults"]:
+            key = self._added.get(fault["id"])
+            if key:
+                self.counts[key] -= fault["count"]
+        self.counts = +self.counts
+        self._control("DELETE", "faults", None)
+
+    def _run(self) -> None:
+        next_fault = self._rng.expovariate(1 / self._plan.stacks_fault_every)
+        next_cancel = self._rng.expovariate(1 / self._plan.cancel_every)
+        elapsed = 0.0
+        step = 0.1
+        while not self._stop.wait(step):
+            elapsed += step
+            if elapsed >= next_fault:
+                self._add_fault()
+                next_fault = elapsed + self._rng.expovariate(1 / self._plan.stacks_fault_every)
+            if elapsed >= next_cancel:
+                self._cancel()
+                next_cancel = elapsed + self._rng.expovariate(1 / self._plan.cancel_every)
+
+    def _add_fault(self) -> None:
+        endpoint = self._rng.choice(STACKS_ENDPOINTS)
+        kind = self._rng.choice(STACKS_FAULT_KINDS)
+        spec: dict[str, Any] = {"endpoint": endpoint, "count": self._rng.randint(1, 2)}
+        if kind == "429":
+            spec.update(kind="status", status=429, retry_after="1")
+        elif kind == "5xx":
+            spec.update(kind="status", status=self._rng.choice((500, 502, 503)))
+        elif kind == "slow":
+            spec.update(kind="latency", seconds=round(self._rng.uniform(0.2, 1.5), 2))
+        else:
+            spec.update(kind=kind)
+        added = self._control("POST", "faults", spec)
+        key = f"stacks_api.{endpoint}.{kind}"
+        self._added[added["id"]] = key
+        self.counts[key] += spec["count"]
+
+    def _cancel(self) -> None:
+        jobs = self._job_ids()
+        if len(self.canceled) >= max(1, round(self._plan.cancel_fraction * len(jobs))):
+            return
+        candidates = [job for job in jobs if job not in self.canceled]
+        if not candidates:
+            return
+        job = self._rng.choice(candidates)
+        view = self._control("GET", f"jobs/{job}", None)
+        if view["state"] not in ("scheduled", "reserved"):
+            return
+        self._control("POST", f"jobs/{job}/cancel", None)
+        self.canceled.add(job)
+        self.counts[f"cancel.{view['state']}"] += 1

@@ -1,0 +1,145 @@
+"""`make soak`: the local world under seeded random faults, judged by figures.
+
+Every job must end run by an agent, failed back with a reason, or canceled (or be left
+alone when it is not for this stack); no job may get two tasks, none the agent took may be
+failed back, and every launch dead letter must be handled. Any non-zero among those is a
+failing exit. The seed is printed first: `make soak ARGS="--seed N"` replays a run's dice
+(thread timing still varies, so a replay is the same faults, not the same interleaving).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from local.chaos import ChaosPlan
+from local.world import AGENT_STATES, OUT, World, WorldOptions, WorldReport
+
+MUST_BE_ZERO = ("lost", "double_launches", "failjob_on_acquired", "dlq_unaccounted")
+
+
+@dataclass(frozen=True)
+class SoakFigures:
+    jobs: int
+    run: int
+    failed_back: int
+    canceled: int
+    not_for_this_stack: int
+    lost: int
+    double_launches: int
+    failjob_on_acquired: int
+    dlq_unaccounted: int
+    faults: dict[str, int]
+    lost_jobs: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return all(getattr(self, name) == 0 for name in MUST_BE_ZERO)
+
+
+def figures(report: WorldReport) -> SoakFigures:
+    """Judge a run: every job lands in exactly one outcome, or it is lost."""
+    outcome: Counter[str] = Counter()
+    lost: list[str] = []
+    for job in report.jobs:
+        if job.label.endswith("(not for this stack)") and job.state == "scheduled":
+            outcome["not_for_this_stack"] += 1
+        elif job.state == "canceled":
+            outcome["canceled"] += 1
+        elif job.finished_by == "stack" and job.detail:
+            outcome["failed_back"] += 1
+        elif job.finished_by == "agent" or job.state in AGENT_STATES:
+            # Includes agents lost with their task (out of memory, Spot): Buildkite's to end.
+            outcome["run"] += 1
+        else:
+            outcome["lost"] += 1
+            steps = " > ".join(f"{h['state']}({h.get('by', '')})" for h in job.history)
+            lost.append(f"{job.label} ({job.id}): {job.state}, task {job.task}; history {steps}")
+    kinds = Counter(v.split(":", 1)[0] for v in report.violations)
+    counts = report.counts
+    return SoakFigures(
+        jobs=len(report.jobs),
+        run=outcome["run"],
+        failed_back=outcome["failed_back"],
+        canceled=outcome["canceled"],
+        not_for_this_stack=outcome["not_for_this_stack"],
+        lost=outcome["lost"],
+        double_launches=kinds["double launch"],
+        failjob_on_acquired=kinds["FailJob on a job the agent took"],
+        dlq_unaccounted=counts.get("dlq_left", 0) + counts.get("events_dead_lettered", 0),
+        faults=dict(sorted(report.faults.items())),
+        lost_jobs=lost,
+    )
+
+
+def print_figures(result: SoakFigures, report: WorldReport, out: TextIO) -> None:
+    counts = report.counts
+    print("\nFaults injected:", file=out)
+    for kind, n in result.faults.items():
+        print(f"  {kind:<52} {n:>6}", file=out)
+    extra = {
+        "sqs duplicate deliveries": counts.get("sqs_duplicate_deliveries", 0),
+        "ECS events duplicated": counts.get("events_duplicated", 0),
+        "ECS events delivered late": counts.get("events_delayed", 0),
+        "RunTask retries inside botocore": report.aws_retries.get("ecs.RunTask", 0),
+    }
+    for kind, n in extra.items():
+        print(f"  {kind:<52} {n:>6}", file=out)
+    print("\nFigures:", file=out)
+    rows = [
+        ("jobs", result.jobs),
+        ("run by an agent", result.run),
+        ("failed back with a reason", result.failed_back),
+        ("canceled", result.canceled),
+        ("left alone (not for this stack)", result.not_for_this_stack),
+        ("launch dead letters handled", counts.get("dlq_records", 0)),
+        ("lost (must be 0)", result.lost),
+        ("double launches (must be 0)", result.double_launches),
+        ("FailJob on an acquired job (must be 0)", result.failjob_on_acquired),
+        ("DLQ records unaccounted for (must be 0)", result.dlq_unaccounted),
+    ]
+    for name, n in rows:
+        print(f"  {name:<52} {n:>6}", file=out)
+    for line in result.lost_jobs[:20]:
+        print(f"  lost: {line}", file=out)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
+    parser = argparse.ArgumentParser(prog="make soak", description=__doc__)
+    parser.add_argument("--jobs", type=int, default=5000, help="ordinary jobs (default 5000)")
+    parser.add_argument("--seed", type=int, default=None, help="replay a run's dice")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds before giving up")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"output folder ({OUT})")
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
+    print(f'soak seed: {seed}   (replay: make soak ARGS="--seed {seed}")', file=out, flush=True)
+    opts = WorldOptions(
+        jobs=args.jobs,
+        pause_seconds=0,
+        # Short reservations, so jobs that a crash or a fault strands come back in the run.
+        reservation_expiry=60,
+        chaos=ChaosPlan(seed=seed),
+        timeout=args.timeout or 240 + args.jobs / 10,
+        out_dir=args.out,
+    )
+    started = time.monotonic()
+    report = World(opts, out).run()
+    result = figures(report)
+    print_figures(result, report, out)
+    verdict = "OK" if result.ok else "FAILED"
+    print(f"\nsoak {verdict} in {time.monotonic() - started:.0f} s (seed {seed})", file=out)
+    record = {"seed": seed, "ok": result.ok, **result.__dict__, "counts": report.counts}
+    (args.out / "soak.json").write_text(json.dumps(record, indent=2, default=str))
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
