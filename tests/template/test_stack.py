@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ from fargate_stack.settings import (
     PollerSettings,
 )
 from local.aws_world import resolve_intrinsic
+
+ROOT = Path(__file__).resolve().parents[2]
 
 Template = dict[str, Any]
 
@@ -224,6 +227,21 @@ def test_alarms_cover_the_runbook(cfn_template: Template) -> None:
         "PollerNotRunningAlarm",
         "LaunchFailureRateAlarm",
         "OldestLaunchAlarm",
+        "EventsDeadLetterAlarm",
     } <= set(alarms)
+    runbook = (ROOT / "docs" / "operations.md").read_text()
     for alarm in alarms.values():
-        assert "docs/operations.md#" in alarm["Properties"]["AlarmDescription"]
+        description = alarm["Properties"]["AlarmDescription"]
+        anchor = description.split("docs/operations.md#", 1)[1].rstrip(").")
+        assert f"### {anchor}\n" in runbook, anchor
+
+
+def test_a_stopped_event_the_failure_handler_fails_on_is_kept_not_dropped(
+    cfn_template: Template,
+) -> None:
+    """Lambda drops an asynchronous event after its retries unless a destination keeps it;
+    the chaos soak's Buildkite outages made that visible."""
+    config = resources(cfn_template, "AWS::Lambda::EventInvokeConfig")
+    (handler,) = [c for c in config.values() if "FailureHandler" in str(c)]
+    on_failure = handler["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+    assert on_failure == {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}
