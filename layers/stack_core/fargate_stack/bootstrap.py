@@ -24,6 +24,7 @@ from fargate_stack.buildkite import BuildkiteStacks
 from fargate_stack.clock import SystemClock
 from fargate_stack.domain.launch import LaunchConfig
 from fargate_stack.domain.rules import StackTags
+from fargate_stack.errors import ConfigurationError
 from fargate_stack.observability import metrics
 from fargate_stack.settings import (
     CommonSettings,
@@ -58,8 +59,21 @@ def _token(settings: CommonSettings) -> str:
     if settings.buildkite_token is not None:
         return settings.buildkite_token.get_secret_value()
     secrets = parameters.SecretsProvider(boto3_session=aws_session())
-    value = secrets.get(settings.cluster_token_secret_arn, max_age=TOKEN_MAX_AGE_SECONDS)
-    return str(value).strip()
+    try:
+        value = secrets.get(settings.cluster_token_secret_arn, max_age=TOKEN_MAX_AGE_SECONDS)
+    except parameters.exceptions.GetParameterError as exc:
+        # The cause is usually deployment (a wrong ARN, no access, the secret deleted):
+        # name the parameter, not only the AWS error.
+        msg = (
+            f"CLUSTER_TOKEN_SECRET_ARN ({settings.cluster_token_secret_arn}, the template's "
+            f"ClusterTokenSecretArn) could not be read: {exc}"
+        )
+        raise ConfigurationError(msg) from exc
+    token = str(value).strip()
+    if not token:
+        msg = "CLUSTER_TOKEN_SECRET_ARN names an empty secret; store the cluster token in it"
+        raise ConfigurationError(msg)
+    return token
 
 
 def _stacks(settings: CommonSettings) -> BuildkiteStacks:
