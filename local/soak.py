@@ -116,6 +116,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     parser = argparse.ArgumentParser(prog="make soak", description=__doc__)
     parser.add_argument("--jobs", type=int, default=5000, help="ordinary jobs (default 5000)")
     parser.add_argument("--seed", type=int, default=None, help="replay a run's dice")
+    parser.add_argument("--max-in-flight", type=int, default=300, help="MaxInFlight (300)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds before giving up")
     parser.add_argument("--out", type=Path, default=OUT, help=f"output folder ({OUT})")
     args = parser.parse_args(argv)
@@ -126,8 +127,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         pause_seconds=0,
         # Short reservations, so jobs that a crash or a fault strands come back in the run.
         reservation_expiry=60,
+        # As an operator would: reserve about what launches within a reservation (the local
+        # launcher does ~10/s under these faults), so only delays make reservations expire.
+        max_in_flight=args.max_in_flight,
         chaos=ChaosPlan(seed=seed),
-        timeout=args.timeout or 240 + args.jobs / 10,
+        timeout=args.timeout or 240 + args.jobs / 5,
         out_dir=args.out,
     )
     started = time.monotonic()
