@@ -14,8 +14,12 @@ export SAM_CLI_TELEMETRY := 0
 
 SAM_VENV ?= .venv-sam
 SAM_VERSION := 1.170.0
+# checkov and pip-audit pull in dependencies that conflict with the project's pins (and are
+# not needed to run anything): their own venv, like SAM CLI's.
+SEC_VENV ?= .venv-security
+SEC_REQS := tools/requirements-security.txt
 
-.PHONY: bench docs build validate help venv lint format typecheck test test-fast unit integration template local soak emulator clean
+.PHONY: bench docs build validate help venv lint security audit format typecheck test test-fast unit integration template local soak emulator clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -30,11 +34,27 @@ $(STAMP): $(REQS)
 venv: $(STAMP) ## Create the virtualenv from the pinned requirements
 	@echo "make: using $$($(PY) -V) at $(VENV)"
 
-lint: $(STAMP) ## ruff (check + format --check), mypy --strict, import-linter
+lint: $(STAMP) security ## ruff (check + format --check), mypy --strict, import-linter, security
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	PYTHONPATH=layers/stack_core:. $(BIN)/lint-imports
+
+$(SEC_VENV)/.installed: $(SEC_REQS)
+	@interp=$$(tools/pick-python); rm -rf $(SEC_VENV) && $$interp -m venv $(SEC_VENV) && \
+	$(SEC_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(SEC_REQS) 2>&1 | { grep -v "is ignored: it is neither" || true; } && \
+	touch $@
+
+security: $(STAMP) $(SEC_VENV)/.installed ## bandit (product strict, dev tools with named skips), checkov on the translated template
+	$(SEC_VENV)/bin/bandit -q -r layers/stack_core/fargate_stack functions
+	# Dev-only code: subprocesses of our own interpreter (B404/B603), seeded fault dice (B311),
+	# moto's fake credentials (B105) and asserts (B101) are what it is for.
+	$(SEC_VENV)/bin/bandit -q -r local bench tools --skip B101,B105,B311,B404,B603
+	$(PY) tools/checkov_template.py --checkov $(SEC_VENV)/bin/checkov
+
+audit: $(SEC_VENV)/.installed ## pip-audit of every pinned requirement (needs a vulnerability service)
+	$(SEC_VENV)/bin/pip-audit --no-deps --disable-pip --progress-spinner off --strict \
+		-r requirements-dev.txt -r layers/stack_core/requirements.txt -r layers/stack_core/requirements-nodeps.txt
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

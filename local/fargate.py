@@ -125,7 +125,7 @@ class SimulatedAgent:
         try:
             done = subprocess.run(  # noqa: S602 - the job's command is a shell line, as for the agent
                 command,
-                shell=True,
+                shell=True,  # nosec B602
                 capture_output=True,
                 timeout=self._timing.command_timeout_seconds,
                 check=False,

@@ -129,7 +129,8 @@ class Emulator:
     @property
     def root_url(self) -> str:
         host = self.config.host
-        if host in ("", "0.0.0.0"):
+        # Compares, binds nothing: the URL to call for a server bound to all interfaces.
+        if host in ("", "0.0.0.0"):  # nosec
             host = "127.0.0.1"
         return f"http://{host}:{self.port}/"
 
