@@ -18,6 +18,7 @@ soak is replayed by running it again with the seed it printed. Where each fault 
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections import Counter
@@ -25,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from local.container import CRASHES_ENV
 from local.emulator.behaviour import STACKS_ENDPOINTS as STACKS_API
 from local.fargate import Failure
 
@@ -77,8 +79,10 @@ class ChaosPlan:
     # The local world's SQS retry (Lambda: the visibility timeout, 360 s deployed) must
     # outlast a crashed invocation's idempotency lock (the function's timeout, 60 s
     # deployed), as it does deployed; the soak shortens both, keeping the order.
-    launcher_timeout_seconds: float = 8.0
-    launch_retry_seconds: int = 10
+    launcher_timeout_seconds: float = 16.0
+    launch_retry_seconds: int = 20
+    # The launcher's RUN_TASK_MARGIN_SECONDS (10 s of a 60 s timeout deployed).
+    run_task_margin_seconds: float = 4.0
 
     def rng(self, stream: str) -> random.Random:
         """An independent seeded stream per fault source, so adding one source does not
@@ -90,6 +94,14 @@ class ChaosPlan:
 
     def crash_spec(self) -> dict[str, Any]:
         return {"seed": self.seed, **self.crashes}
+
+    def launcher_env(self) -> dict[str, str]:
+        """The launcher containers' extra environment: crash points and the shortened
+        RunTask margin that matches the shortened timeout."""
+        return {
+            CRASHES_ENV: json.dumps(self.crash_spec()),
+            "RUN_TASK_MARGIN_SECONDS": str(self.run_task_margin_seconds),
+        }
 
     def failure_for(self, rng: random.Random) -> Failure:
         roll = rng.random()

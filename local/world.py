@@ -30,7 +30,7 @@ import requests
 
 from local.aws_world import REGION, AwsWorld, moto_server, provision
 from local.chaos import ChaosDriver, ChaosPlan
-from local.container import CRASHES_ENV, LambdaContainer, LocalCrash
+from local.container import LambdaContainer, LocalCrash
 from local.emulator import Emulator
 from local.fargate import Failure, FargateTiming, SimulatedAgent, SimulatedFargate
 from local.lambda_runtime import (
@@ -343,7 +343,7 @@ class World:
         o = self.opts
         failure_handler = load_handler("failure_handler")
         chaos = o.chaos
-        crash_env = {CRASHES_ENV: json.dumps(chaos.crash_spec())} if chaos else {}
+        crash_env = chaos.launcher_env() if chaos else {}
         containers = [
             LambdaContainer("launcher", o.out_dir / "lambda.log", index, crash_env)
             for index in range(o.launcher_concurrency)

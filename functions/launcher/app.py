@@ -37,6 +37,7 @@ def launch_record(record: SQSRecord) -> dict[str, str]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
     use_case, idempotency, _ = launcher()
     idempotency.register_lambda_context(context)
+    use_case.set_deadline(lambda: context.get_remaining_time_in_millis() / 1000)
     try:
         return process_partial_response(
             event=event, record_handler=launch_record, processor=processor, context=context

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(300)
 def soak(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object, str]:
     plan = ChaosPlan(
         seed=SEED,
-        stacks_fault_every=1.0,
+        stacks_fault_every=2.0,
         aws={
             "runtask_spot_capacity": 0.1,
             "runtask_throttle": 0.05,

@@ -151,6 +151,7 @@ def launcher() -> tuple[LaunchJob, IdempotencyConfig, Any]:
             allowed_task_definitions=settings.task_definition_choices,
         ),
         strategy=settings.capacity_strategy,
+        run_task_margin_seconds=settings.run_task_margin_seconds,
     )
     use_case = LaunchJob(
         api=_stacks(settings),

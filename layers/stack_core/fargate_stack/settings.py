@@ -102,6 +102,8 @@ class LauncherSettings(CommonSettings):
     allow_size_overrides: bool = False
     # Task definitions a job may pick with task-definition=<name>; "name=arn,..." pairs.
     allowed_task_definitions: str = ""
+    # No RunTask with less of the invocation left (usecases/launch.py says why).
+    run_task_margin_seconds: float = Field(default=10.0, ge=0, le=60)
     idempotency_table: str = Field(min_length=1)
 
     _split_subnets = field_validator("subnets", "security_groups", mode="before")(_split)

@@ -13,6 +13,7 @@ client token, derived from the job uuid, makes ECS itself refuse a second task f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -31,6 +32,7 @@ from fargate_stack.errors import (
     JobGoneError,
     PermanentError,
     StackError,
+    TransientError,
 )
 from fargate_stack.models.messages import LaunchMessage, remaining_reservation_seconds
 from fargate_stack.observability import Metric, count, count_by, logger, milliseconds
@@ -53,6 +55,10 @@ class CapacityLabel(StrEnum):
 class LaunchOptions:
     config: LaunchConfig
     strategy: CapacityStrategy
+    # RunTask is not started with less of the invocation left than this: the ledger's
+    # in-progress lock ends with the invocation, and a RunTask still running after it could
+    # race a redelivery's launch (found by the chaos soak: 13 double launches in 5,000).
+    run_task_margin_seconds: float = 10.0
 
 
 class LaunchJob:
@@ -66,6 +72,11 @@ class LaunchJob:
         # Notifications wait for the end of the invocation and go out as one request
         # (the endpoint takes 1000): one Stacks API call per batch instead of per job.
         self._notes: list[dict[str, str]] = []
+        self._time_left: Callable[[], float] | None = None
+
+    def set_deadline(self, seconds_left: Callable[[], float]) -> None:
+        """The invocation's clock (the handler passes its Lambda context's)."""
+        self._time_left = seconds_left
 
     def launch(self, message: LaunchMessage, *, redelivered: bool = False) -> dict[str, str]:
         """Launch the job; the returned dict is what the idempotency record keeps."""
@@ -127,7 +138,7 @@ class LaunchJob:
     ) -> tuple[str, LaunchSpec]:
         """Run the spec; returns the task and the spec that actually ran (after fallback)."""
         try:
-            return self._tasks.run(spec), spec
+            return self._run_in_time(spec), spec
         except CapacityUnavailableError:
             fallback = self._options.strategy.fallback(spec.capacity)
             if fallback is None:
@@ -136,7 +147,19 @@ class LaunchJob:
             logger.warning("Fargate Spot has no capacity; falling back to on-demand")
             count_by(Metric.LAUNCH_RETRIED, "reason", _Retry.SPOT_FALLBACK)
             on_demand = self._spec(message, env, fallback)
-            return self._tasks.run(on_demand), on_demand
+            return self._run_in_time(on_demand), on_demand
+
+    def _run_in_time(self, spec: LaunchSpec) -> str:
+        left = self._time_left() if self._time_left else None
+        if left is not None and left < self._options.run_task_margin_seconds:
+            count_by(Metric.LAUNCH_RETRIED, "reason", _Retry.NO_TIME_LEFT)
+            msg = (
+                f"only {left:.1f} s of the invocation left (< "
+                f"{self._options.run_task_margin_seconds} s): not starting a task the "
+                "ledger could no longer guard; the record is retried"
+            )
+            raise TransientError(msg)
+        return self._tasks.run(spec)
 
     def _launched(
         self, message: LaunchMessage, job_uuid: str, ran: LaunchSpec, task_arn: str
@@ -201,6 +224,7 @@ class LaunchJob:
 class _Retry(StrEnum):
     CAPACITY = "capacity"
     SPOT_FALLBACK = "spot_fallback"
+    NO_TIME_LEFT = "no_time_left"
 
 
 class _Reason(StrEnum):
