@@ -40,6 +40,50 @@ def _segments(job: JobOutcome) -> list[tuple[str, datetime, datetime | None]]:
     return segments
 
 
+# The dashboard's count widgets (template.yaml's dashboard), as charts of the run.
+_CHARTS = (
+    "JobsReserved",
+    "TasksLaunched",
+    "JobsFailed",
+    "LaunchRetried",
+    "LaunchFailed",
+    "StopsIgnored",
+    "PollErrors",
+)
+
+
+def _charts(series: dict[str, dict[int, float]]) -> str:
+    """One small bar chart per dashboard metric (all its dimensions summed), per second."""
+    charts = []
+    last = max((t for points in series.values() for t in points), default=0)
+    for name in _CHARTS:
+        per_second: dict[int, float] = {}
+        for key, points in series.items():
+            if key == name or key.startswith(name + "["):
+                for t, v in points.items():
+                    per_second[t] = per_second.get(t, 0) + v
+        if not per_second:
+            continue
+        top = max(per_second.values())
+        width, height = 360, 80
+        step = width / (last + 1)
+        bars = "".join(
+            f'<rect x="{t * step:.1f}" y="{height - v / top * height:.1f}" '
+            f'width="{max(step - 0.5, 0.5):.1f}" height="{v / top * height:.1f}" '
+            f'fill="#2e86c1"><title>{v:.0f} at {t} s</title></rect>'
+            for t, v in sorted(per_second.items())
+        )
+        total = sum(per_second.values())
+        charts.append(
+            f'<figure style="display:inline-block;margin:0 1em 1em 0">'
+            f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" '
+            f'style="border-bottom:1px solid #999">{bars}</svg>'
+            f"<figcaption>{html.escape(name)}: {total:.0f} in {last + 1} s "
+            f"(peak {top:.0f}/s)</figcaption></figure>"
+        )
+    return "".join(charts) or "<p>No dashboard metrics were published.</p>"
+
+
 def render(report: WorldReport, title: str = "Buildkite Fargate Stack: local run") -> str:
     starts = [s for j in report.jobs for _, s, _ in _segments(j)]
     ends = [e for j in report.jobs for _, _, e in _segments(j) if e] + starts
@@ -100,6 +144,8 @@ table{{border-collapse:collapse}}tr:nth-child(even){{background:#f4f4f4}}</style
 <svg width="{_WIDTH}" height="{height}" xmlns="http://www.w3.org/2000/svg">{"".join(rows)}</svg>
 <h2>Jobs</h2><table><tr><th>job</th><th>final state</th><th>dispatch</th><th>why</th></tr>
 {table}</table>
+<h2>Dashboard</h2><p>The dashboard's count widgets over the run, per second.</p>
+{_charts(report.metric_series)}
 <h2>Dashboard metrics</h2><table><tr><th>metric</th><th>value</th></tr>{metrics}</table>
 </body></html>
 """

@@ -108,6 +108,8 @@ class WorldReport:
     # of the Stacks API calls, in ms, by operation: the parts of the dispatch floor.
     aws_latency_ms: dict[str, list[float]] = field(default_factory=dict)
     stacks_latency_ms: dict[str, list[float]] = field(default_factory=dict)
+    # Counts per second of the run, by metric key (the HTML report's dashboard charts).
+    metric_series: dict[str, dict[int, float]] = field(default_factory=dict)
     # What the stack sent and was sent, as text, by channel: the secret-leak tests read it.
     evidence: dict[str, list[str]] = field(default_factory=dict)
     # Faults injected by kind (the soak's), e.g. "aws.runtask_throttle", "crash.<point>".
@@ -330,6 +332,7 @@ class World:
                 self.say(f"workload:  {len(self.labels)} jobs on queue {o.queue!r}")
                 report = self._loop(emu, aws)
         report.metrics = emf_totals(log_path)
+        report.metric_series = emf_series(log_path)
         if fault_report.exists():  # written by moto's process as it stopped
             self.faults.update(
                 {f"aws.{k}": v for k, v in json.loads(fault_report.read_text()).items()}
@@ -656,15 +659,15 @@ def _parse_time(text: str | None) -> Any:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def emf_totals(log_path: Path) -> dict[str, float]:
-    """Every EMF metric the handlers printed, as CloudWatch would show it over the run:
-    counts summed, milliseconds averaged (key suffixed ``(avg ms)``)."""
-    totals: dict[str, float] = defaultdict(float)
-    samples: dict[str, int] = defaultdict(int)
+def _emf_points(log_path: Path) -> Iterator[tuple[str, int, float, int]]:
+    """(metric key, timestamp ms, sum, samples) for every EMF metric the handlers printed;
+    the key names the bounded dimensions, e.g. ``JobsFailed[image_pull]``, and ends in
+    `` (avg ms)`` for durations."""
     for line in _lines(log_path):
         if not line.startswith('{"_aws"'):
             continue
         blob = json.loads(line)
+        stamp = int(blob["_aws"]["Timestamp"])
         for directive in blob["_aws"]["CloudWatchMetrics"]:
             dims = [
                 d
@@ -679,9 +682,32 @@ def emf_totals(log_path: Path) -> dict[str, float]:
                 key = name + "".join(f"[{blob[d]}]" for d in dims)
                 if metric.get("Unit") == "Milliseconds":
                     key += " (avg ms)"
-                    samples[key] += len(values) if isinstance(values, list) else 1
-                totals[key] += total
-    return {k: v / samples[k] if k in samples else v for k, v in totals.items()}
+                yield key, stamp, total, len(values) if isinstance(values, list) else 1
+
+
+def emf_totals(log_path: Path) -> dict[str, float]:
+    """Every EMF metric the handlers printed, as CloudWatch would show it over the run:
+    counts summed, milliseconds averaged (key suffixed ``(avg ms)``)."""
+    totals: dict[str, float] = defaultdict(float)
+    samples: dict[str, int] = defaultdict(int)
+    for key, _, total, n in _emf_points(log_path):
+        totals[key] += total
+        samples[key] += n
+    return {k: v / samples[k] if k.endswith("(avg ms)") else v for k, v in totals.items()}
+
+
+def emf_series(log_path: Path) -> dict[str, dict[int, float]]:
+    """The counts per second of the run (seconds since the first metric), as the
+    dashboard's graphs plot them per period."""
+    points = [(k, stamp, total) for k, stamp, total, _ in _emf_points(log_path)]
+    if not points:
+        return {}
+    first = min(stamp for _, stamp, _ in points)
+    series: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+    for key, stamp, total in points:
+        if not key.endswith("(avg ms)"):
+            series[key][(stamp - first) // 1000] += total
+    return {k: dict(v) for k, v in series.items()}
 
 
 def _lines(path: Path) -> Iterator[str]:

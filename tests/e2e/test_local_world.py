@@ -103,6 +103,10 @@ def test_the_html_report_shows_every_job_and_the_verdict(
     result, out, token = report
     page = write(result, out / "report.html").read_text()
     assert "Invariants held" in page
+    # The dashboard's count widgets as charts: launches over the run, as many as launched.
+    launched = sum(v for k, v in result.metrics.items() if k.startswith("TasksLaunched"))
+    assert f"TasksLaunched: {launched:.0f} in " in page
+    assert page.count("<figure") >= 3
     assert page.count("<rect") >= len(result.jobs)
     for job in result.jobs:
         assert job.label in page
