@@ -18,7 +18,10 @@ patched here and named (reference tooling.md §3):
 - moto's DescribeTasks compares every task with every id asked for (quadratic in a long
   run's task count): the patch looks ids up exactly, over a snapshot;
 - moto's RunTask has no rate limit: the local one has Fargate's (burst 100, 20 a second),
-  answering ThrottlingException past it as ECS does.
+  answering ThrottlingException past it as ECS does;
+- moto's RunTask ignores ``clientToken``: the local one keeps tokens as ECS does (the same
+  request within 24 h answers the first task, another request is a conflict), and its
+  tasks carry ``createdAt``.
 
 Each function's environment is the template's own ``Environment`` for that function with
 every ``Ref``/``GetAtt`` resolved against the created stack.
@@ -263,6 +266,74 @@ def _speed_up_moto_ecs() -> None:
     EC2ContainerServiceBackend.describe_tasks = describe_tasks  # type: ignore[method-assign]
 
 
+# ECS keeps a RunTask client token for 24 hours (aws-facts.md §B.2).
+CLIENT_TOKEN_TTL_SECONDS = 24 * 60 * 60
+
+
+def model_ecs_client_tokens() -> None:
+    """ECS's RunTask idempotency, which moto lacks (it ignores ``clientToken``): within 24 h
+    and per cluster, the same token with the same request answers the first call's tasks
+    without starting any; the same token with another request is a ``ConflictException``
+    naming them (aws-facts.md §B.2). Tasks also get a ``createdAt``, which real RunTask
+    answers carry and moto's do not.
+
+    A call that started no task (throttled, refused, capacity ``failures``) does not keep
+    its token: whether ECS replays such an answer is UNCONFIRMED (§B.2), and the stack
+    treats it as not kept either way (a fresh attempt). Applied outermost, so an injected
+    fault never answers a replay. Idempotent: applying it twice patches once.
+    """
+    from moto.core.exceptions import JsonRESTError  # noqa: PLC0415 - only the local world
+    from moto.core.responses import ActionResult  # noqa: PLC0415
+    from moto.ecs.responses import EC2ContainerServiceResponse  # noqa: PLC0415
+
+    if getattr(EC2ContainerServiceResponse, "client_tokens_modelled", False):
+        return
+    original = EC2ContainerServiceResponse.run_task
+    lock = threading.Lock()
+
+    class ConflictError(JsonRESTError):
+        def __init__(self, arns: list[str]) -> None:
+            super().__init__(
+                "ConflictException",
+                "The specified client token was already used with different parameters.",
+            )
+            self.description = json.dumps(
+                {"__type": "ConflictException", "message": self.message, "resourceIds": arns}
+            )
+
+    def run_task(self: EC2ContainerServiceResponse) -> Any:
+        token = self._get_param("clientToken")
+        if not token:
+            return original(self)
+        request = json.loads(self.body or "{}")
+        request.pop("clientToken", None)
+        canonical = json.dumps(request, sort_keys=True)
+        cluster = str(self._get_param("cluster", "default")).rsplit("/", 1)[-1]
+        key = (cluster, str(token))
+        with lock:
+            # Kept on the account's and region's backend: a moto reset forgets the tokens
+            # with the tasks.
+            kept: dict[tuple[str, str], tuple[str, list[Any], float]]
+            kept = self.ecs_backend.__dict__.setdefault("local_client_tokens", {})
+            found = kept.get(key)
+            if found and time.time() - found[2] < CLIENT_TOKEN_TTL_SECONDS:
+                first_request, tasks, _ = found
+                if first_request != canonical:
+                    raise ConflictError([task.task_arn for task in tasks])
+                return ActionResult({"tasks": tasks, "failures": []})
+            answer = original(self)
+            tasks = list(getattr(answer, "result", {}).get("tasks") or [])
+            if tasks:
+                now = time.time()
+                for task in tasks:
+                    task.created_at = now
+                kept[key] = (canonical, tasks, now)
+            return answer
+
+    EC2ContainerServiceResponse.run_task = run_task  # type: ignore[method-assign]
+    EC2ContainerServiceResponse.client_tokens_modelled = True  # type: ignore[attr-defined]
+
+
 def serve_moto() -> None:
     """Child-process entry: a moto server on a free loopback port, printed on stdout, until
     stdin closes (the parent exited or is done)."""
@@ -274,6 +345,7 @@ def serve_moto() -> None:
     _throttle_run_task(os.environ.get(RUNTASK_RATE_ENV, RUNTASK_RATE_DEFAULT))
     faults = json.loads(os.environ.get(AWS_FAULTS_ENV) or "{}")
     injected = _inject_aws_faults(faults) if faults else Counter[str]()
+    model_ecs_client_tokens()  # after the faults: a replay is answered before any fault
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()

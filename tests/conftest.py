@@ -28,3 +28,14 @@ def emulator(_emulator_server: Emulator) -> Emulator:
     response = requests.post(_emulator_server.control_url + "reset", timeout=5)
     response.raise_for_status()
     return _emulator_server
+
+
+@pytest.fixture(autouse=True)
+def _no_metrics_left_over() -> Iterator[None]:
+    """Powertools keeps metrics in a module-level buffer until a handler flushes it; a test
+    that counts without flushing must not add its counts to the next test's EMF line."""
+    from fargate_stack.observability import metrics  # noqa: PLC0415 - product import path
+
+    metrics.clear_metrics()
+    yield
+    metrics.clear_metrics()

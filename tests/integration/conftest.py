@@ -11,6 +11,11 @@ import pytest
 from moto import mock_aws
 
 from fargate_stack.domain.launch import LaunchConfig
+from local.aws_world import model_ecs_client_tokens
+
+# moto ignores RunTask's client token; the suites run against ECS's documented behaviour,
+# the same model the local world's moto server runs (local/aws_world.py).
+model_ecs_client_tokens()
 
 
 @pytest.fixture

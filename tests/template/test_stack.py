@@ -17,6 +17,7 @@ from fargate_stack.settings import (
     LauncherSettings,
     PollerSettings,
 )
+from fargate_stack.usecases.launch import LAUNCHER_TIMEOUT
 from local.aws_world import resolve_intrinsic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,6 +161,16 @@ def test_no_wildcard_resource_without_a_cluster_condition(cfn_template: Template
             if s.get("Resource") == "*":
                 assert set(as_list(s["Action"])) <= {"ecs:ListTasks", "ecs:DescribeTasks"}, s
                 assert "ecs:cluster" in s["Condition"]["ArnEquals"], s
+
+
+def test_the_launcher_cannot_list_or_describe_tasks(cfn_template: Template) -> None:
+    """A redelivery relies on RunTask's client token, not on a scan of the stack's tasks."""
+    for s in statements(cfn_template, "LauncherFunctionRole"):
+        assert not {"ecs:ListTasks", "ecs:DescribeTasks"} & set(as_list(s["Action"])), s
+
+
+def test_the_launcher_timeout_is_the_one_its_crash_logic_assumes(cfn_template: Template) -> None:
+    assert props(cfn_template, "LauncherFunction")["Timeout"] == LAUNCHER_TIMEOUT.total_seconds()
 
 
 def test_the_agent_token_comes_from_the_task_definition_secrets(cfn_template: Template) -> None:

@@ -75,6 +75,7 @@ def test_launcher_settings_parse_comma_lists(env) -> None:
     [
         ("STACK_KEY", "", "STACK_KEY"),
         ("STACK_KEY", "has space", "STACK_KEY"),
+        ("STACK_KEY", "fargate\n", "STACK_KEY"),
         ("CLUSTER_TOKEN_SECRET_ARN", "bkct_not_an_arn", "CLUSTER_TOKEN_SECRET_ARN"),
         ("POLL_INTERVAL_SECONDS", "0.5", "POLL_INTERVAL_SECONDS"),
         ("RESERVATION_EXPIRY_SECONDS", "7200", "RESERVATION_EXPIRY_SECONDS"),

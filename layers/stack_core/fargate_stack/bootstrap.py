@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from botocore.config import Config
 
 from fargate_stack.aws.ecs import EcsTasks
+from fargate_stack.aws.ledger import DynamoFallbackLedger
 from fargate_stack.aws.sqs import SqsLaunchQueue
 from fargate_stack.buildkite import BuildkiteStacks
 from fargate_stack.clock import SystemClock
@@ -153,20 +154,21 @@ def launcher() -> tuple[LaunchJob, IdempotencyConfig, Any]:
         strategy=settings.capacity_strategy,
         run_task_margin_seconds=settings.run_task_margin_seconds,
     )
+    # One DynamoDB client for the ledger's two users (a client costs cold-start time).
+    dynamodb = aws_session().client("dynamodb", config=_AWS_CONFIG)
     use_case = LaunchJob(
         api=_stacks(settings),
         tasks=EcsTasks(aws_session().client("ecs", config=_AWS_CONFIG)),
+        fallbacks=DynamoFallbackLedger(
+            settings.idempotency_table, ttl_seconds=LEDGER_TTL_SECONDS, client=dynamodb
+        ),
         clock=SystemClock(),
         options=options,
     )
     config = IdempotencyConfig(
         event_key_jmespath="job_uuid", expires_after_seconds=LEDGER_TTL_SECONDS
     )
-    store = DynamoDBPersistenceLayer(
-        table_name=settings.idempotency_table,
-        boto3_session=aws_session(),
-        boto_config=_AWS_CONFIG,
-    )
+    store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
     launch_once = idempotent_function(
         data_keyword_argument="message", config=config, persistence_store=store
     )(use_case.launch)

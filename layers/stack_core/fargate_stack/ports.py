@@ -98,12 +98,27 @@ class LaunchQueue(Protocol):
     def depth(self) -> int: ...
 
 
+@dataclass(frozen=True, slots=True)
+class StartedTask:
+    arn: str
+    # When ECS created the task (RunTask's `createdAt`); older than the call means ECS
+    # replayed an earlier RunTask with the same client token. None when not reported.
+    created_at: datetime | None = None
+
+
 class TaskRunner(Protocol):
-    def run(self, spec: LaunchSpec) -> str: ...
+    def run(self, spec: LaunchSpec) -> StartedTask: ...
 
     def count_in_flight(self, *, cluster: str, started_by: str) -> int: ...
 
-    def find_task_of_job(self, *, cluster: str, started_by: str, group: str) -> str | None: ...
+
+class FallbackLedger(Protocol):
+    """Remembers that a job's launch moved to its fallback capacity, so a redelivery
+    repeats the fallback's RunTask (and client token) instead of the first one's."""
+
+    def record_fallback(self, job_uuid: str) -> None: ...
+
+    def fell_back(self, job_uuid: str) -> bool: ...
 
 
 class Clock(Protocol):

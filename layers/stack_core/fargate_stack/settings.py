@@ -112,7 +112,7 @@ class LauncherSettings(CommonSettings):
     @classmethod
     def _aws_ids(cls, value: list[str], info: ValidationInfo) -> list[str]:
         pattern, what = _ID_FORMATS[str(info.field_name)]
-        bad = [item for item in value if not re.match(pattern, item)]
+        bad = [item for item in value if not re.fullmatch(pattern, item)]
         if bad:
             raise ValueError(f"not {what}: {', '.join(bad)}")
         return value

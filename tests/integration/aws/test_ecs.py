@@ -20,13 +20,15 @@ from tests.integration.conftest import MotoEcs, launch_config
 JOB = "01890f2c-5b5e-4d7e-9a51-0e4c1f0b9a77"
 
 
-def launch_spec(subnet: str = "subnet-1", sg: str = "sg-1") -> LaunchSpec:
+def launch_spec(
+    subnet: str = "subnet-1", sg: str = "sg-1", job_env: dict[str, str] | None = None
+) -> LaunchSpec:
     config = launch_config("fargate-prod", subnet, sg)
     return build_launch_spec(
         config,
         job_uuid=JOB,
         agent_query_rules=["queue=fargate"],
-        job_env={},
+        job_env=job_env or {},
         capacity=Capacity.SPOT,
     )
 
@@ -34,7 +36,7 @@ def launch_spec(subnet: str = "subnet-1", sg: str = "sg-1") -> LaunchSpec:
 def test_run_task_starts_a_task_with_the_specified_parameters(moto_ecs: MotoEcs) -> None:
     ecs = moto_ecs.ecs
     tasks = EcsTasks(ecs)
-    arn = tasks.run(launch_spec(moto_ecs.subnet, moto_ecs.security_group))
+    arn = tasks.run(launch_spec(moto_ecs.subnet, moto_ecs.security_group)).arn
     (task,) = ecs.describe_tasks(cluster="bk", tasks=[arn], include=["TAGS"])["tasks"]
     assert task["startedBy"] == "fargate-prod"
     assert task["group"] == f"buildkite-job:{JOB}"
@@ -107,13 +109,25 @@ def test_conflict_means_the_job_already_has_a_task() -> None:
     assert caught.value.task_arn == existing
 
 
-def test_find_task_of_job_finds_running_and_stopped_tasks(moto_ecs: MotoEcs) -> None:
-    ecs = moto_ecs.ecs
-    tasks = EcsTasks(ecs)
-    group = f"buildkite-job:{JOB}"
-    assert tasks.find_task_of_job(cluster="bk", started_by="fargate-prod", group=group) is None
-    arn = tasks.run(launch_spec(moto_ecs.subnet, moto_ecs.security_group))
-    assert tasks.find_task_of_job(cluster="bk", started_by="fargate-prod", group=group) == arn
-    assert tasks.find_task_of_job(cluster="bk", started_by="other", group=group) is None
-    ecs.stop_task(cluster="bk", task=arn, reason="test")
-    assert tasks.find_task_of_job(cluster="bk", started_by="fargate-prod", group=group) == arn
+def test_a_repeated_run_task_answers_the_first_task_and_when_it_was_created(
+    moto_ecs: MotoEcs,
+) -> None:
+    """ECS's client token (modelled on moto): what makes a redelivery after a crash safe."""
+    tasks = EcsTasks(moto_ecs.ecs)
+    spec = launch_spec(moto_ecs.subnet, moto_ecs.security_group)
+    first = tasks.run(spec)
+    again = tasks.run(spec)
+    assert again == first
+    assert first.created_at is not None
+    assert tasks.count_in_flight(cluster="bk", started_by="fargate-prod") == 1
+
+
+def test_the_same_token_with_another_request_names_the_first_task(moto_ecs: MotoEcs) -> None:
+    tasks = EcsTasks(moto_ecs.ecs)
+    first = tasks.run(launch_spec(moto_ecs.subnet, moto_ecs.security_group))
+    other = launch_spec(
+        moto_ecs.subnet, moto_ecs.security_group, job_env={"BUILDKITE_PIPELINE_SLUG": "other"}
+    )
+    with pytest.raises(AlreadyLaunchedError) as caught:
+        tasks.run(other)
+    assert caught.value.task_arn == first.arn

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fargate_stack.observability import metrics
 from tests.integration.handlers.conftest import Stack, sqs_event
 
 junk = st.one_of(
@@ -32,6 +33,8 @@ def test_random_launch_bodies_all_fail_alone_and_are_kept(
     bodies: list[str],
 ) -> None:
     caplog.clear()
+    capsys.readouterr()  # hypothesis reruns this body inside one test: start each clean
+    metrics.clear_metrics()
     messages = [
         {"MessageId": f"m-{i}", "ReceiptHandle": f"r-{i}", "Body": body}
         for i, body in enumerate(bodies)

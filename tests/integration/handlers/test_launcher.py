@@ -5,8 +5,13 @@ when the batch is delivered again; a bad body fails alone."""
 from __future__ import annotations
 
 import boto3
+import pytest
+from moto.core.responses import ActionResult
+from moto.ecs.responses import EC2ContainerServiceResponse
 
 from tests.integration.handlers.conftest import STACK_KEY, Loader, Stack, sqs_event
+
+SPOT_FULL = "Capacity is unavailable at this time. Please try again later"
 
 
 def enqueue(stack: Stack, sample: Loader, *job_ids: str) -> dict[str, object]:
@@ -90,3 +95,59 @@ def test_a_buildkite_outage_leaves_the_record_for_retry(stack: Stack, sample: Lo
     stack.control("DELETE", "faults")
     assert stack.invoke("launcher", event) == {"batchItemFailures": []}
     assert len(stack.tasks()) == 1
+
+
+def forget_launches(stack: Stack) -> None:
+    """What a crash between RunTask and the ledger's save leaves: no launch record (an
+    in-progress record past its deadline counts as none); fallback marks stay."""
+    dynamodb = boto3.client("dynamodb")
+    table = stack.aws.id_of("LaunchLedger")
+    for item in dynamodb.scan(TableName=table)["Items"]:
+        if not item["id"]["S"].startswith("fallback#"):
+            dynamodb.delete_item(TableName=table, Key={"id": item["id"]})
+
+
+def redelivered(event: dict[str, object]) -> dict[str, object]:
+    for record in event["Records"]:  # type: ignore[attr-defined]
+        record["attributes"]["ApproximateReceiveCount"] = "2"
+    return event
+
+
+def test_given_a_crash_after_run_task_when_redelivered_then_no_second_task(
+    stack: Stack, sample: Loader
+) -> None:
+    job = stack.create_job()
+    event = enqueue(stack, sample, job)
+    stack.invoke("launcher", event)
+    forget_launches(stack)
+
+    response = stack.invoke("launcher", redelivered(event))
+
+    assert response == {"batchItemFailures": []}
+    assert len(stack.tasks()) == 1  # ECS's client token answered the first task
+
+
+def test_given_a_crash_after_the_on_demand_fallback_when_redelivered_then_no_spot_task(
+    stack: Stack, sample: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = stack.create_job()
+    event = enqueue(stack, sample, job)
+    spot_full = {"left": 1}
+    run_task = EC2ContainerServiceResponse.run_task
+
+    def no_spot_once(self: EC2ContainerServiceResponse) -> object:
+        strategy = self._get_param("capacityProviderStrategy") or []
+        if spot_full["left"] and strategy[0]["capacityProvider"] == "FARGATE_SPOT":
+            spot_full["left"] -= 1
+            return ActionResult({"tasks": [], "failures": [{"reason": SPOT_FULL}]})
+        return run_task(self)
+
+    monkeypatch.setattr(EC2ContainerServiceResponse, "run_task", no_spot_once)
+    stack.invoke("launcher", event)  # Spot refused, on-demand started
+    forget_launches(stack)
+
+    response = stack.invoke("launcher", redelivered(event))  # Spot has room now
+
+    assert response == {"batchItemFailures": []}
+    (task,) = stack.tasks()
+    assert task["capacityProviderName"] == "FARGATE"

@@ -35,7 +35,7 @@ def launch(aws: MotoEcs, job: str) -> str:
     spec = build_launch_spec(
         config, job_uuid=job, agent_query_rules=[], job_env={}, capacity=Capacity.SPOT
     )
-    return EcsTasks(aws.ecs).run(spec)
+    return EcsTasks(aws.ecs).run(spec).arn
 
 
 def simulate(aws: MotoEcs, emulator: Emulator) -> tuple[SimulatedFargate, list[dict[str, Any]]]:

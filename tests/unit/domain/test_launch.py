@@ -90,7 +90,8 @@ def test_nothing_secret_or_job_controlled_reaches_the_environment() -> None:
 
 
 def test_job_rules_become_agent_tags_but_cannot_inject_more() -> None:
-    result = spec(["queue=fargate", "os=linux", "evil=x,queue=other", "any=*", "bad\nkey=v"])
+    rules = ["queue=fargate", "os=linux", "evil=x,queue=other", "any=*", "bad\nkey=v", "nl=v\n"]
+    result = spec(rules)
     tags = dict(result.environment)["BUILDKITE_AGENT_TAGS"]
     assert tags == "queue=fargate,os=linux,fargate-stack=fargate-prod,fargate-capacity=spot"
 

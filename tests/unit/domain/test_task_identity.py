@@ -58,3 +58,5 @@ def test_started_by_limits() -> None:
         started_by("k" * 129)
     with pytest.raises(ValueError, match="letters, digits"):
         started_by("bad key")
+    with pytest.raises(ValueError, match="letters, digits"):
+        started_by("key\n")  # `$` in a pattern would have let this through

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from fargate_stack.domain.launch import LaunchSpec
-from fargate_stack.errors import JobGoneError
+from fargate_stack.errors import AlreadyLaunchedError, JobGoneError
 from fargate_stack.models.messages import LaunchMessage
-from fargate_stack.ports import SendResult
+from fargate_stack.ports import SendResult, StartedTask
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -142,25 +142,48 @@ class FakeLaunchQueue:
 
 @dataclass
 class FakeTasks:
+    """ECS as the launcher sees it, client tokens included: the same token and request
+    within 24 h answers the first task (with its creation time); the same token with a
+    different request is a conflict naming that task (aws-facts.md §B.2)."""
+
     running: int = 0
     launched: list[LaunchSpec] = field(default_factory=list)
     # errors raised by the next run() calls, in order
     errors: list[Exception] = field(default_factory=list)
-    existing: dict[str, str] = field(default_factory=dict)  # group -> task arn
+    clock: FakeClock | None = None
+    tokens: dict[str, tuple[dict[str, object], StartedTask]] = field(default_factory=dict)
 
-    def run(self, spec: LaunchSpec) -> str:
+    def run(self, spec: LaunchSpec) -> StartedTask:
         if self.errors:
             raise self.errors.pop(0)
+        request = spec.to_run_task_kwargs()
+        token = str(request.pop("clientToken"))
+        if token in self.tokens:
+            first_request, first_task = self.tokens[token]
+            if first_request != request:
+                raise AlreadyLaunchedError(first_task.arn)
+            return first_task
         self.launched.append(spec)
         arn = f"arn:aws:ecs:us-east-1:123456789012:task/bk/t{len(self.launched)}"
-        self.existing[spec.group] = arn
-        return arn
-
-    def find_task_of_job(self, *, cluster: str, started_by: str, group: str) -> str | None:
-        return self.existing.get(group)
+        task = StartedTask(arn, self.clock.current if self.clock else None)
+        self.tokens[token] = (request, task)
+        return task
 
     def count_in_flight(self, *, cluster: str, started_by: str) -> int:
         return self.running
+
+
+@dataclass
+class FakeFallbacks:
+    marked: set[str] = field(default_factory=set)
+    reads: int = 0
+
+    def record_fallback(self, job_uuid: str) -> None:
+        self.marked.add(job_uuid)
+
+    def fell_back(self, job_uuid: str) -> bool:
+        self.reads += 1
+        return job_uuid in self.marked
 
 
 @dataclass

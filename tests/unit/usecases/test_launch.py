@@ -16,7 +16,14 @@ from fargate_stack.errors import (
 )
 from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.usecases.launch import LaunchJob, LaunchOptions
-from tests.unit.usecases.fakes import T0, FakeClock, FakeStacksApi, FakeTasks, JobData
+from tests.unit.usecases.fakes import (
+    T0,
+    FakeClock,
+    FakeFallbacks,
+    FakeStacksApi,
+    FakeTasks,
+    JobData,
+)
 
 CONFIG = LaunchConfig(
     stack_key="fargate-prod",
@@ -47,13 +54,19 @@ def world(
     msg: LaunchMessage,
     strategy: CapacityStrategy = CapacityStrategy.SPOT,
     clock: FakeClock | None = None,
+    fallbacks: FakeFallbacks | None = None,
 ) -> tuple[LaunchJob, FakeStacksApi, FakeTasks]:
     api = FakeStacksApi()
     job_uuid = str(msg.job_uuid)
     api.jobs_data[job_uuid] = JobData(job_uuid, {"BUILDKITE_PIPELINE_SLUG": "app"}, "make")
-    tasks = FakeTasks()
+    clock = clock or FakeClock()
+    tasks = FakeTasks(clock=clock)
     launcher = LaunchJob(
-        api=api, tasks=tasks, clock=clock or FakeClock(), options=LaunchOptions(CONFIG, strategy)
+        api=api,
+        tasks=tasks,
+        fallbacks=fallbacks or FakeFallbacks(),
+        clock=clock,
+        options=LaunchOptions(CONFIG, strategy),
     )
     return launcher, api, tasks
 
@@ -131,13 +144,63 @@ def test_a_gone_job_is_neither_launched_nor_failed() -> None:
     assert api.failed == {}
 
 
-def test_redelivery_after_a_crash_finds_the_task_instead_of_starting_another() -> None:
+def test_given_a_crash_after_run_task_when_redelivered_then_ecs_answers_the_first_task() -> None:
     msg = message()
-    launcher, _, tasks = world(msg)
-    first = launcher.launch(msg)
+    clock = FakeClock()
+    launcher, api, tasks = world(msg, clock=clock)
+    first = launcher.launch(msg)  # the crash: the ledger never saw this result
+    clock.current += timedelta(seconds=90)  # the record's visibility timeout
     again = launcher.launch(msg, redelivered=True)
     assert again == {"outcome": "already_launched", "task_arn": first["task_arn"]}
     assert len(tasks.launched) == 1
+    launcher.flush_notifications()
+    assert len(api.notifications) == 1  # the replay is not announced as a second start
+
+
+def test_given_a_crash_after_the_fallback_when_redelivered_then_the_fallback_is_repeated() -> None:
+    msg = message()
+    clock, fallbacks = FakeClock(), FakeFallbacks()
+    launcher, _, tasks = world(msg, CapacityStrategy.SPOT_WITH_FALLBACK, clock, fallbacks)
+    tasks.errors = [CapacityUnavailableError("Capacity is unavailable")]
+    first = launcher.launch(msg)  # Spot refused, on-demand started; then the crash
+    assert fallbacks.marked == {str(msg.job_uuid)}
+    clock.current += timedelta(seconds=90)
+    again = launcher.launch(msg, redelivered=True)
+    assert again == {"outcome": "already_launched", "task_arn": first["task_arn"]}
+    assert [spec.capacity for spec in tasks.launched] == [Capacity.ON_DEMAND]
+
+
+def test_without_the_fallback_mark_a_redelivery_would_start_a_second_task() -> None:
+    """The control for the test above: Spot's token never started a task, so only the
+    mark keeps a redelivery (Spot has room now) from launching again."""
+    msg = message()
+    clock, fallbacks = FakeClock(), FakeFallbacks()
+    launcher, _, tasks = world(msg, CapacityStrategy.SPOT_WITH_FALLBACK, clock, fallbacks)
+    tasks.errors = [CapacityUnavailableError("Capacity is unavailable")]
+    launcher.launch(msg)
+    fallbacks.marked.clear()  # the mark lost
+    clock.current += timedelta(seconds=90)
+    assert launcher.launch(msg, redelivered=True)["outcome"] == "launched"
+    assert len(tasks.launched) == 2
+
+
+def test_a_first_delivery_of_a_fresh_job_does_not_read_the_fallback_ledger() -> None:
+    msg = message()
+    fallbacks = FakeFallbacks()
+    launcher, _, _ = world(msg, CapacityStrategy.SPOT_WITH_FALLBACK, fallbacks=fallbacks)
+    assert launcher.launch(msg)["outcome"] == "launched"
+    assert fallbacks.reads == 0
+
+
+def test_a_job_relisted_after_its_reservation_expired_reads_the_fallback_ledger() -> None:
+    msg = message()
+    clock, fallbacks = FakeClock(), FakeFallbacks()
+    fallbacks.marked.add(str(msg.job_uuid))
+    launcher, _, tasks = world(msg, CapacityStrategy.SPOT_WITH_FALLBACK, clock, fallbacks)
+    clock.current += timedelta(minutes=15)  # a new message for the job, first delivery
+    assert launcher.launch(msg)["outcome"] == "launched"
+    assert fallbacks.reads == 1
+    assert [spec.capacity for spec in tasks.launched] == [Capacity.ON_DEMAND]
 
 
 def test_ecs_conflict_on_the_client_token_is_a_duplicate_not_a_failure() -> None:

@@ -14,6 +14,7 @@ from fargate_stack.errors import (
     PermanentError,
     TransientError,
 )
+from fargate_stack.ports import StartedTask
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -35,7 +36,6 @@ _PERMANENT_CODES = frozenset(
         "BlockedException",
     }
 )
-DESCRIBE_TASKS_MAX = 100
 # RunTask `failures[].reason` text for Fargate capacity (re:Post ecs-fargate-runtask-capacity).
 _CAPACITY_MARKERS = ("Capacity is unavailable", "RESOURCE:")
 
@@ -44,9 +44,13 @@ class EcsTasks:
     def __init__(self, client: ECSClient | None = None) -> None:
         self._client: ECSClient = client or boto3.client("ecs")
 
-    def run(self, spec: LaunchSpec) -> str:
-        """Start the job's task and return its ARN, or raise the error class that decides
-        between retry (transient), fallback (capacity) and FailJob (permanent)."""
+    def run(self, spec: LaunchSpec) -> StartedTask:
+        """Start the job's task, or raise the error class that decides between retry
+        (transient), fallback (capacity) and FailJob (permanent).
+
+        A RunTask repeated with the same client token and parameters within 24 h returns
+        the first call's task instead of starting another (aws-facts.md §B.2): that is
+        what makes a redelivery after a crash safe, and its `createdAt` tells it apart."""
         try:
             answer = self._client.run_task(**spec.to_run_task_kwargs())  # type: ignore[arg-type]
         except ClientError as exc:
@@ -55,7 +59,7 @@ class EcsTasks:
             raise TransientError(f"RunTask did not complete: {exc}") from exc
         tasks = answer.get("tasks", [])
         if tasks:
-            return tasks[0]["taskArn"]
+            return StartedTask(arn=tasks[0]["taskArn"], created_at=tasks[0].get("createdAt"))
         failures = answer.get("failures", [])
         reasons = "; ".join(
             f"{f.get('reason', 'unknown')}{': ' + f['detail'] if f.get('detail') else ''}"
@@ -78,32 +82,6 @@ class EcsTasks:
         except (ClientError, BotoCoreError) as exc:
             raise TransientError(f"could not count tasks in flight: {exc}") from exc
         return total
-
-    def find_task_of_job(self, *, cluster: str, started_by: str, group: str) -> str | None:
-        """The ARN of a task this stack already started for a job, running or stopped.
-
-        Used only on SQS redelivery: a launcher that crashed after RunTask left no record
-        that it launched, and moto (unlike ECS) ignores the client token, so the stack
-        checks for itself. Stopped tasks stay listed for at least an hour (aws-facts §B.4).
-        """
-        try:
-            paginator = self._client.get_paginator("list_tasks")
-            for status in ("RUNNING", "STOPPED"):
-                for page in paginator.paginate(
-                    cluster=cluster, startedBy=started_by, desiredStatus=status
-                ):
-                    arns = page.get("taskArns", [])
-                    # DescribeTasks takes at most 100 tasks per call (botocore ecs).
-                    for start in range(0, len(arns), DESCRIBE_TASKS_MAX):
-                        described = self._client.describe_tasks(
-                            cluster=cluster, tasks=arns[start : start + DESCRIBE_TASKS_MAX]
-                        )
-                        for task in described.get("tasks", []):
-                            if task.get("group") == group:
-                                return task["taskArn"]
-        except (ClientError, BotoCoreError) as exc:
-            raise TransientError(f"could not look for the job's existing task: {exc}") from exc
-        return None
 
 
 def _classify(exc: ClientError) -> Exception:

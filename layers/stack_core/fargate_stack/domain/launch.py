@@ -28,7 +28,8 @@ _TAG_VALUE_MAX = 256
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9 +\-=._:/@]")
 # An agent tag is k=v inside a comma-separated BUILDKITE_AGENT_TAGS; a comma or a control
 # character in a job's rule would smuggle extra tags in, so such rules are not passed on.
-_AGENT_TAG_SAFE = re.compile(r"^[A-Za-z0-9_.:/@+\-]+=[^,\x00-\x1f\x7f]*$")
+# (Matched whole with fullmatch: `$` would let a trailing newline through.)
+_AGENT_TAG_SAFE = re.compile(r"[A-Za-z0-9_.:/@+\-]+=[^,\x00-\x1f\x7f]*")
 
 SIZE_RULES = ("cpu", "memory")
 TASK_DEFINITION_RULE = "task-definition"
@@ -220,7 +221,7 @@ def agent_tags(config: LaunchConfig, rules: Sequence[str], capacity: Capacity) -
     BUILDKITE_AGENT_META_DATA_* look as on a normal agent, plus where it runs."""
     tags = {"queue": config.queue_key}
     for rule in rules:
-        if _AGENT_TAG_SAFE.match(rule):
+        if _AGENT_TAG_SAFE.fullmatch(rule):
             key, _, value = rule.partition("=")
             if key != "queue" and value not in ("", "*"):
                 tags[key] = value

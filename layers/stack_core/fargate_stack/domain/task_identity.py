@@ -23,11 +23,11 @@ GROUP_PREFIX = "buildkite-job:"
 # (botocore ecs RunTaskRequest.startedBy; reference aws-facts.md §B.1). Stack keys are
 # [A-Za-z0-9_-]{1,80} (stacks-api.md §3.1), so every valid stack key fits.
 STARTED_BY_MAX = 128
-_STARTED_BY_CHARS = re.compile(r"^[A-Za-z0-9_/-]+$")
+_STARTED_BY_CHARS = re.compile(r"[A-Za-z0-9_/-]+")  # fullmatch: `$` passes a final newline
 
 
 def started_by(stack_key: str) -> str:
-    if len(stack_key) > STARTED_BY_MAX or not _STARTED_BY_CHARS.match(stack_key):
+    if len(stack_key) > STARTED_BY_MAX or not _STARTED_BY_CHARS.fullmatch(stack_key):
         raise ValueError(
             f"stack key {stack_key!r} cannot be an ECS startedBy value: at most "
             f"{STARTED_BY_MAX} characters of letters, digits, '-', '/' and '_'"

@@ -6,15 +6,18 @@ failure handler). A job that can never launch as asked is failed back to Buildki
 with the reason, so its build does not wait for a reservation to expire.
 
 No double launch: the composition root wraps ``launch`` in Powertools idempotency keyed by
-the job uuid (duplicate and concurrent deliveries); a *redelivered* message (the launcher
-may have crashed after RunTask) first looks for the job's task in ECS; and RunTask's
-client token, derived from the job uuid, makes ECS itself refuse a second task for 24 h.
+the job uuid (duplicate and concurrent deliveries), and RunTask's client token, derived
+from the job uuid and capacity, makes ECS return the first task instead of starting a
+second for 24 h (a *redelivered* message after a crash between RunTask and the ledger's
+save). A redelivery repeats the RunTask the crashed attempt made: the fallback's, if the
+ledger says the job fell back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
 from fargate_stack.domain.launch import (
@@ -25,7 +28,6 @@ from fargate_stack.domain.launch import (
     LaunchSpec,
     build_launch_spec,
 )
-from fargate_stack.domain.task_identity import started_by, task_group
 from fargate_stack.errors import (
     AlreadyLaunchedError,
     CapacityUnavailableError,
@@ -36,7 +38,7 @@ from fargate_stack.errors import (
 )
 from fargate_stack.models.messages import LaunchMessage, remaining_reservation_seconds
 from fargate_stack.observability import Metric, count, count_by, logger, milliseconds
-from fargate_stack.ports import Clock, StacksApi, TaskRunner
+from fargate_stack.ports import Clock, FallbackLedger, StacksApi, StartedTask, TaskRunner
 
 
 class LaunchOutcome(StrEnum):
@@ -61,12 +63,28 @@ class LaunchOptions:
     run_task_margin_seconds: float = 10.0
 
 
+# A task created this long before its RunTask was sent is ECS replaying an earlier RunTask
+# with the same client token, not a new task (clocks of Lambda and ECS agree within this).
+REPLAY_SLACK = timedelta(seconds=5)
+# The launcher function's Timeout in template.yaml (a template test keeps them equal). An
+# earlier attempt's idempotency lock lasts until its invocation's deadline, so a message
+# for a job scheduled less than this ago cannot follow a crashed attempt.
+LAUNCHER_TIMEOUT = timedelta(seconds=60)
+
+
 class LaunchJob:
     def __init__(
-        self, *, api: StacksApi, tasks: TaskRunner, clock: Clock, options: LaunchOptions
+        self,
+        *,
+        api: StacksApi,
+        tasks: TaskRunner,
+        fallbacks: FallbackLedger,
+        clock: Clock,
+        options: LaunchOptions,
     ) -> None:
         self._api = api
         self._tasks = tasks
+        self._fallbacks = fallbacks
         self._clock = clock
         self._options = options
         # Notifications wait for the end of the invocation and go out as one request
@@ -99,14 +117,6 @@ class LaunchJob:
                 "reservation expired before the launch; launching anyway",
                 extra={"late_seconds": round(late, 1)},
             )
-        if redelivered:
-            existing = self._tasks.find_task_of_job(
-                cluster=cfg.cluster,
-                started_by=started_by(cfg.stack_key),
-                group=task_group(job_uuid),
-            )
-            if existing:
-                return self._already(existing)
         try:
             job = self._api.get_job(stack_key=cfg.stack_key, job_uuid=job_uuid)
         except JobGoneError:
@@ -114,15 +124,37 @@ class LaunchJob:
             count_by(Metric.LAUNCH_FAILED, "reason", LaunchOutcome.JOB_GONE)
             return {"outcome": LaunchOutcome.JOB_GONE}
         try:
-            first = self._spec(message, dict(job.env), self._options.strategy.first_capacity())
-            task_arn, spec = self._run(message, dict(job.env), first)
+            capacity = self._first_capacity(message, redelivered=redelivered)
+            first = self._spec(message, dict(job.env), capacity)
+            sent_at = self._clock.now()
+            task, spec = self._run(message, dict(job.env), first)
         except LaunchRejectedError as exc:
             return self._fail_back(job_uuid, exc.detail, exc.reason)
         except AlreadyLaunchedError as exc:
             return self._already(exc.task_arn or "unknown")
         except PermanentError as exc:
             return self._fail_back(job_uuid, exc.detail, exc.reason)
-        return self._launched(message, job_uuid, spec, task_arn)
+        if task.created_at is not None and task.created_at < sent_at - REPLAY_SLACK:
+            # ECS answered with the task an earlier attempt started (same client token).
+            return self._already(task.arn)
+        return self._launched(message, job_uuid, spec, task.arn)
+
+    def _first_capacity(self, message: LaunchMessage, *, redelivered: bool) -> Capacity:
+        """Where this attempt starts. If an earlier attempt for the job may have crashed
+        after falling back, only the fallback's RunTask (and its client token) finds that
+        attempt's task, so the ledger is asked: one read, and only for a redelivery or a
+        job re-listed after its reservation expired (older than one invocation), never on
+        the common path."""
+        strategy = self._options.strategy
+        first = strategy.first_capacity()
+        fallback = strategy.fallback(first)
+        if fallback is None:
+            return first
+        age = self._clock.now() - message.scheduled_at
+        may_follow_a_crash = redelivered or age > LAUNCHER_TIMEOUT - REPLAY_SLACK
+        if may_follow_a_crash and self._fallbacks.fell_back(str(message.job_uuid)):
+            return fallback
+        return first
 
     def _spec(self, message: LaunchMessage, env: dict[str, str], capacity: Capacity) -> LaunchSpec:
         return build_launch_spec(
@@ -135,7 +167,7 @@ class LaunchJob:
 
     def _run(
         self, message: LaunchMessage, env: dict[str, str], spec: LaunchSpec
-    ) -> tuple[str, LaunchSpec]:
+    ) -> tuple[StartedTask, LaunchSpec]:
         """Run the spec; returns the task and the spec that actually ran (after fallback)."""
         try:
             return self._run_in_time(spec), spec
@@ -147,9 +179,10 @@ class LaunchJob:
             logger.warning("Fargate Spot has no capacity; falling back to on-demand")
             count_by(Metric.LAUNCH_RETRIED, "reason", _Retry.SPOT_FALLBACK)
             on_demand = self._spec(message, env, fallback)
+            self._fallbacks.record_fallback(str(message.job_uuid))
             return self._run_in_time(on_demand), on_demand
 
-    def _run_in_time(self, spec: LaunchSpec) -> str:
+    def _run_in_time(self, spec: LaunchSpec) -> StartedTask:
         left = self._time_left() if self._time_left else None
         if left is not None and left < self._options.run_task_margin_seconds:
             count_by(Metric.LAUNCH_RETRIED, "reason", _Retry.NO_TIME_LEFT)
