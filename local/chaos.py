@@ -96,11 +96,12 @@ class ChaosPlan:
         return {"seed": self.seed, **self.crashes}
 
     def launcher_env(self) -> dict[str, str]:
-        """The launcher containers' extra environment: crash points and the shortened
-        RunTask margin that matches the shortened timeout."""
+        """The launcher containers' extra environment: crash points, and the RunTask margin
+        and timeout setting that match the shortened timeout."""
         return {
             CRASHES_ENV: json.dumps(self.crash_spec()),
             "RUN_TASK_MARGIN_SECONDS": str(self.run_task_margin_seconds),
+            "LAUNCHER_TIMEOUT_SECONDS": str(self.launcher_timeout_seconds),
         }
 
     def failure_for(self, rng: random.Random) -> Failure:

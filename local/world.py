@@ -346,9 +346,9 @@ class World:
         o = self.opts
         failure_handler = load_handler("failure_handler")
         chaos = o.chaos
-        crash_env = chaos.launcher_env() if chaos else {}
+        launcher_env = chaos.launcher_env() if chaos else {}
         containers = [
-            LambdaContainer("launcher", o.out_dir / "lambda.log", index, crash_env)
+            LambdaContainer("launcher", o.out_dir / "lambda.log", index, launcher_env)
             for index in range(o.launcher_concurrency)
         ]
         for container in containers:

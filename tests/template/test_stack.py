@@ -17,7 +17,6 @@ from fargate_stack.settings import (
     LauncherSettings,
     PollerSettings,
 )
-from fargate_stack.usecases.launch import LAUNCHER_TIMEOUT
 from local.aws_world import resolve_intrinsic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,7 +169,8 @@ def test_the_launcher_cannot_list_or_describe_tasks(cfn_template: Template) -> N
 
 
 def test_the_launcher_timeout_is_the_one_its_crash_logic_assumes(cfn_template: Template) -> None:
-    assert props(cfn_template, "LauncherFunction")["Timeout"] == LAUNCHER_TIMEOUT.total_seconds()
+    default = LauncherSettings.model_fields["launcher_timeout_seconds"].default
+    assert props(cfn_template, "LauncherFunction")["Timeout"] == default
 
 
 def test_the_agent_token_comes_from_the_task_definition_secrets(cfn_template: Template) -> None:

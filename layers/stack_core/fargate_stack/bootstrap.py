@@ -153,6 +153,7 @@ def launcher() -> tuple[LaunchJob, IdempotencyConfig, Any]:
         ),
         strategy=settings.capacity_strategy,
         run_task_margin_seconds=settings.run_task_margin_seconds,
+        launcher_timeout_seconds=settings.launcher_timeout_seconds,
     )
     # One DynamoDB client for the ledger's two users (a client costs cold-start time).
     dynamodb = aws_session().client("dynamodb", config=_AWS_CONFIG)

@@ -104,6 +104,9 @@ class LauncherSettings(CommonSettings):
     allowed_task_definitions: str = ""
     # No RunTask with less of the invocation left (usecases/launch.py says why).
     run_task_margin_seconds: float = Field(default=10.0, ge=0, le=60)
+    # The function's own Timeout (template.yaml; a template test keeps them equal): how
+    # long a crashed attempt's idempotency lock can last (usecases/launch.py).
+    launcher_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
     idempotency_table: str = Field(min_length=1)
 
     _split_subnets = field_validator("subnets", "security_groups", mode="before")(_split)

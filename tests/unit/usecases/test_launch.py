@@ -252,3 +252,20 @@ def test_given_too_little_of_the_invocation_left_then_no_task_is_started() -> No
     assert tasks.launched == []
     launcher.set_deadline(lambda: 10.1)
     assert launcher.launch(msg)["outcome"] == "launched"
+
+
+def test_the_ledger_read_follows_the_configured_timeout() -> None:
+    """A shorter Timeout (the soak's 16 s) shortens the lock, so younger jobs are checked."""
+    msg = message()
+    clock, fallbacks = FakeClock(), FakeFallbacks()
+    api = FakeStacksApi()
+    api.jobs_data[str(msg.job_uuid)] = JobData(str(msg.job_uuid), {}, "make")
+    options = LaunchOptions(
+        CONFIG, CapacityStrategy.SPOT_WITH_FALLBACK, launcher_timeout_seconds=16
+    )
+    launcher = LaunchJob(
+        api=api, tasks=FakeTasks(clock=clock), fallbacks=fallbacks, clock=clock, options=options
+    )
+    clock.current += timedelta(seconds=20)
+    launcher.launch(msg)
+    assert fallbacks.reads == 1

@@ -61,15 +61,15 @@ class LaunchOptions:
     # in-progress lock ends with the invocation, and a RunTask still running after it could
     # race a redelivery's launch (found by the chaos soak: 13 double launches in 5,000).
     run_task_margin_seconds: float = 10.0
+    # The function's Timeout: an earlier attempt's idempotency lock lasts until its
+    # invocation's deadline, so a message for a job scheduled less than this ago cannot
+    # follow a crashed attempt.
+    launcher_timeout_seconds: float = 60.0
 
 
 # A task created this long before its RunTask was sent is ECS replaying an earlier RunTask
 # with the same client token, not a new task (clocks of Lambda and ECS agree within this).
 REPLAY_SLACK = timedelta(seconds=5)
-# The launcher function's Timeout in template.yaml (a template test keeps them equal). An
-# earlier attempt's idempotency lock lasts until its invocation's deadline, so a message
-# for a job scheduled less than this ago cannot follow a crashed attempt.
-LAUNCHER_TIMEOUT = timedelta(seconds=60)
 
 
 class LaunchJob:
@@ -151,7 +151,8 @@ class LaunchJob:
         if fallback is None:
             return first
         age = self._clock.now() - message.scheduled_at
-        may_follow_a_crash = redelivered or age > LAUNCHER_TIMEOUT - REPLAY_SLACK
+        lock = timedelta(seconds=self._options.launcher_timeout_seconds)
+        may_follow_a_crash = redelivered or age > lock - REPLAY_SLACK
         if may_follow_a_crash and self._fallbacks.fell_back(str(message.job_uuid)):
             return fallback
         return first
