@@ -238,8 +238,12 @@ class EventBridgeBridge:
         handler: Handler,
         function_name: str,
         disorder: tuple[float, float, random.Random] | None = None,
+        on_failure_url: str | None = None,
     ) -> None:
         self._events = PLUMBING.client("events", region_name=REGION)
+        # The function's on-failure destination (EventsDeadLetterQueue): an event that
+        # failed every try goes there as Lambda's invocation record.
+        self._on_failure_url = on_failure_url
         # (duplicate chance, late chance, dice): EventBridge delivers at least once and in
         # no promised order; a late event is held back for a few flushes.
         self._disorder = disorder
@@ -267,8 +271,8 @@ class EventBridgeBridge:
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self.seconds = 0.0  # handler wall time
-        # Events whose handler failed: the deployed rule retries them and then sends them to
-        # its dead-letter queue; the local world keeps them here and reports them.
+        # Events whose handler failed every try (also sent to the on-failure destination,
+        # when there is one), with the error, for the report.
         self.dead_letters: list[tuple[dict[str, Any], str]] = []
 
     def publish(self, event: Mapping[str, Any]) -> None:
@@ -347,7 +351,28 @@ class EventBridgeBridge:
                 self._retries.append((due, attempt + 1, envelope))
             else:
                 self.dead_letters.append((envelope, repr(exc)))
+                self._send_to_destination(envelope, exc, attempt)
         self.seconds += time.perf_counter() - started
+
+    def _send_to_destination(self, envelope: dict[str, Any], exc: Exception, attempt: int) -> None:
+        if self._on_failure_url is None:
+            return
+        # Lambda's invocation record for an asynchronous invocation that failed (the shape
+        # documented for destinations; events/events-retry-batch.json has one).
+        record = {
+            "version": "1.0",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self._function}",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": attempt,
+            },
+            "requestPayload": envelope,
+            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+            "responsePayload": {"errorMessage": str(exc), "errorType": type(exc).__name__},
+        }
+        self._sqs.send_message(QueueUrl=self._on_failure_url, MessageBody=json.dumps(record))
 
     def pending_retries(self) -> int:
         return len(self._retries)

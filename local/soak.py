@@ -74,7 +74,10 @@ def figures(report: WorldReport) -> SoakFigures:
         lost=outcome["lost"],
         double_launches=kinds["double launch"],
         failjob_on_acquired=kinds["FailJob on a job the agent took"],
-        dlq_unaccounted=counts.get("dlq_left", 0) + counts.get("events_dead_lettered", 0),
+        # Left in a dead-letter queue (launches, or stop events still failing) or parked.
+        dlq_unaccounted=counts.get("dlq_left", 0)
+        + counts.get("events_left", 0)
+        + counts.get("parked", 0),
         faults=dict(sorted(report.faults.items())),
         lost_jobs=lost,
     )
@@ -101,6 +104,7 @@ def print_figures(result: SoakFigures, report: WorldReport, out: TextIO) -> None
         ("canceled", result.canceled),
         ("left alone (not for this stack)", result.not_for_this_stack),
         ("launch dead letters handled", counts.get("dlq_records", 0)),
+        ("stop events retried from their dead-letter queue", counts.get("event_retry_records", 0)),
         ("lost (must be 0)", result.lost),
         ("double launches (must be 0)", result.double_launches),
         ("FailJob on an acquired job (must be 0)", result.failjob_on_acquired),

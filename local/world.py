@@ -46,6 +46,9 @@ OUT = Path(__file__).resolve().parent / "out"
 _HTTP_TIMEOUT = 10.0
 TERMINAL = frozenset({"finished", "canceled", "expired", "skipped", "broken", "timed_out"})
 STATE_CHECK_SECONDS = 0.5
+# EventsDeadLetterQueue's wait between the failure handler's tries of an event it failed on
+# (its visibility timeout, 360 s deployed), shortened.
+EVENT_RETRY_SECONDS = 5
 AGENT_STATES = frozenset({"assigned", "accepted", "running", "canceling", "timing_out"})
 
 
@@ -177,12 +180,14 @@ class Plumbing:
     launches: list[SqsEventSource]
     containers: list[LambdaContainer]
     gave_up: SqsEventSource
+    # EventsDeadLetterQueue: the stop events the failure handler failed on, retried.
+    event_retries: SqsEventSource
     bridge: EventBridgeBridge
     fargate: SimulatedFargate
 
     def step_failures(self) -> int:
         """One round of the failure handler's sources; returns how many it handled."""
-        return self.gave_up.poll() + len(self.bridge.deliver())
+        return self.gave_up.poll() + self.event_retries.poll() + len(self.bridge.deliver())
 
     def step_fargate(self) -> None:
         self.fargate.tick()
@@ -234,7 +239,9 @@ class Plumbing:
 
     def evidence(self, errors: list[str]) -> dict[str, list[str]]:
         return {
-            "sqs messages": [b for s in (*self.launches, self.gave_up) for b in s.bodies],
+            "sqs messages": [
+                b for s in (*self.launches, self.gave_up, self.event_retries) for b in s.bodies
+            ],
             "ecs events": list(self.bridge.sent),
             "task overrides": [json.dumps(t.overrides) for t in self.fargate.tasks.values()],
             "errors": [*errors, *(reason for _, reason in self.bridge.dead_letters)],
@@ -243,7 +250,9 @@ class Plumbing:
     def handler_seconds(self) -> dict[str, float]:
         return {
             "launcher": sum(source.stats.seconds for source in self.launches),
-            "failure_handler": self.gave_up.stats.seconds + self.bridge.seconds,
+            "failure_handler": self.gave_up.stats.seconds
+            + self.event_retries.stats.seconds
+            + self.bridge.seconds,
         }
 
     def counts(self) -> dict[str, int]:
@@ -259,6 +268,7 @@ class Plumbing:
             "events_published": self.bridge.published,
             "events_delivered": self.bridge.delivered,
             "events_dead_lettered": len(self.bridge.dead_letters),
+            "event_retry_records": self.event_retries.stats.records,
         }
 
 
@@ -270,7 +280,7 @@ class World:
         self.created: dict[str, dict[str, Any]] = {}
         # Faults injected by kind (soak only), and DLQ/parked records nobody handled.
         self.faults: Counter[str] = Counter()
-        self.dlq_left = self.parked = 0
+        self.dlq_left = self.events_left = self.parked = 0
 
     # ------------------------------------------------------------------ setup
     def control(self, emu: Emulator, method: str, path: str, body: object = None) -> Any:
@@ -338,7 +348,9 @@ class World:
                 {f"aws.{k}": v for k, v in json.loads(fault_report.read_text()).items()}
             )
         report.faults = dict(self.faults)
-        report.counts.update(dlq_left=self.dlq_left, parked=self.parked)
+        report.counts.update(
+            dlq_left=self.dlq_left, events_left=self.events_left, parked=self.parked
+        )
         return report
 
     def _plumbing(self, emu: Emulator, aws: AwsWorld) -> Plumbing:
@@ -356,7 +368,11 @@ class World:
         sqs = PLUMBING.client("sqs", region_name=REGION)
 
         def source(
-            logical_id: str, handler: Any, function_name: str, index: int = 0
+            logical_id: str,
+            handler: Any,
+            function_name: str,
+            index: int = 0,
+            retry_after_seconds: int = 1,
         ) -> SqsEventSource:
             url = _url_of(sqs, aws.id_of(logical_id))
             attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
@@ -366,6 +382,7 @@ class World:
                     queue_arn=attrs["Attributes"]["QueueArn"],
                     handler=handler,
                     function_name=function_name,
+                    retry_after_seconds=retry_after_seconds,
                 )
             return SqsEventSource(
                 queue_url=url,
@@ -384,6 +401,7 @@ class World:
             disorder=(chaos.duplicate_event, chaos.late_event, chaos.rng("events"))
             if chaos
             else None,
+            on_failure_url=_url_of(sqs, aws.id_of("EventsDeadLetterQueue")),
         )
         timing = FargateTiming(o.provisioning_seconds, o.pending_seconds, 30.0)
 
@@ -407,6 +425,14 @@ class World:
             containers=containers,
             gave_up=source(
                 "LaunchDeadLetterQueue", failure_handler.lambda_handler, "failure-handler"
+            ),
+            # Deployed, a failed event waits the queue's 360 s visibility timeout between its
+            # 10 receives (an hour); locally 5 s (under a minute of Buildkite faults).
+            event_retries=source(
+                "EventsDeadLetterQueue",
+                failure_handler.lambda_handler,
+                "failure-handler",
+                retry_after_seconds=EVENT_RETRY_SECONDS,
             ),
             bridge=bridge,
             fargate=fargate,
@@ -475,6 +501,7 @@ class World:
                 self.faults[f"crash.{point}"] += n
             plumbing_calls.close()
             self.dlq_left = _messages_left(aws, "LaunchDeadLetterQueue")
+            self.events_left = _messages_left(aws, "EventsDeadLetterQueue")
             self.parked = _messages_left(aws, "ParkedQueue")
         report = self._report(emu, plumbing.fargate)
         report.counts.update(plumbing.counts(), poller_errors=len(poller_errors))

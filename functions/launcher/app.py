@@ -5,21 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from fargate_stack.batch import LoggedBatchProcessor
 from fargate_stack.bootstrap import launcher
 from fargate_stack.intake import parse_launch_message
 from fargate_stack.observability import logger, metrics, tracer
 
-# Every record failing (e.g. a Buildkite outage) is reported per record rather than raised:
-# the outcome is the same redelivery, without a Lambda error per outage to alarm on.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+processor = LoggedBatchProcessor()
 
 
 def launch_record(record: SQSRecord) -> dict[str, str]:

@@ -74,11 +74,27 @@ def test_launch_queue_redrives_to_a_dlq_and_outlasts_the_launcher(cfn_template: 
 
 def test_sqs_consumers_report_partial_batch_failures(cfn_template: Template) -> None:
     mappings = resources(cfn_template, "AWS::Lambda::EventSourceMapping")
-    assert set(mappings) == {"LauncherFunctionLaunches", "FailureHandlerFunctionGaveUp"}
+    assert set(mappings) == {
+        "LauncherFunctionLaunches",
+        "FailureHandlerFunctionGaveUp",
+        "FailureHandlerFunctionEventRetries",
+    }
     for mapping in mappings.values():
         assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     launcher = mappings["LauncherFunctionLaunches"]["Properties"]
     assert launcher["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "LauncherMaxConcurrency"}}
+
+
+def test_failed_stop_events_are_retried_then_parked(cfn_template: Template) -> None:
+    """Nothing the failure handler failed on waits for an operator unless it keeps failing."""
+    mapping = props(cfn_template, "FailureHandlerFunctionEventRetries")
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}
+    queue = props(cfn_template, "EventsDeadLetterQueue")
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["ParkedQueue", "Arn"]}
+    timeout = props(cfn_template, "FailureHandlerFunction")["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    # Retried for about an hour (receives x visibility timeout) before parking.
+    assert queue["RedrivePolicy"]["maxReceiveCount"] * queue["VisibilityTimeout"] >= 3600
 
 
 def test_one_poller_on_an_unnamed_schedule(cfn_template: Template) -> None:

@@ -11,7 +11,13 @@ import pytest
 from fargate_stack.domain.task_identity import job_uuid_of_task
 from fargate_stack.domain.triage import StopReason, triage
 from fargate_stack.errors import BadInputError
-from fargate_stack.intake import parse_launch_message, parse_task_state_change
+from fargate_stack.intake import (
+    parse_failure_record,
+    parse_launch_message,
+    parse_task_state_change,
+)
+from fargate_stack.models.ecs import TaskStateChangeEvent
+from fargate_stack.models.messages import LaunchMessage
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -66,6 +72,24 @@ def test_dlq_record_is_a_launch_message() -> None:
     assert (
         parse_launch_message(record["body"], message_id=record["messageId"]).stack_key == "fargate"
     )
+
+
+def test_events_retry_batch_holds_an_invocation_record_and_a_rule_dead_letter() -> None:
+    first, second = load("events-retry-batch.json")["Records"]
+    wrapped = parse_failure_record(first["body"], message_id=first["messageId"])
+    raw = parse_failure_record(second["body"], message_id=second["messageId"])
+    assert isinstance(wrapped, TaskStateChangeEvent)
+    assert isinstance(raw, TaskStateChangeEvent)
+    assert triage(wrapped.stopped_task("agent")).reason is StopReason.IMAGE_PULL
+    assert triage(raw.stopped_task("agent")).reason is StopReason.SECRETS
+
+
+def test_a_failure_record_that_is_neither_is_rejected_as_a_launch_message() -> None:
+    (record,) = load("dlq-record.json")["Records"]
+    assert isinstance(parse_failure_record(record["body"], message_id="m"), LaunchMessage)
+    for junk in ("", "[]", '{"requestPayload": 1}', '{"detail-type": "x"}', "not json"):
+        with pytest.raises(BadInputError):
+            parse_failure_record(junk, message_id="m")
 
 
 def test_poller_tick_is_a_scheduled_event() -> None:

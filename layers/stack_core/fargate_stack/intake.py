@@ -7,6 +7,8 @@ EventBridge delivery is retried and then dead-lettered. Nothing here drops a rec
 
 from __future__ import annotations
 
+import json
+
 from pydantic import ValidationError
 
 from fargate_stack.errors import BadInputError
@@ -50,3 +52,22 @@ def parse_task_state_change(event: object) -> TaskStateChangeEvent:
         raise BadInputError(
             f"event {event_id} is not an ECS Task State Change: {problems}"
         ) from None
+
+
+def parse_failure_record(body: str, *, message_id: str) -> LaunchMessage | TaskStateChangeEvent:
+    """A record of one of the failure handler's two queues, told apart by its shape.
+
+    The launch dead-letter queue holds launch messages (a ``job_uuid``). The events retry
+    queue holds task-stopped events the handler failed on: as Lambda's on-failure
+    invocation record (the event under ``requestPayload``) or as EventBridge's rule
+    dead letter (the event itself, with ``detail-type``).
+    """
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and "requestPayload" in parsed:
+        return parse_task_state_change(parsed["requestPayload"])
+    if isinstance(parsed, dict) and "detail-type" in parsed:
+        return parse_task_state_change(parsed)
+    return parse_launch_message(body, message_id=message_id)

@@ -89,3 +89,50 @@ def test_unparseable_dlq_records_are_kept(stack: Stack, sample: Loader) -> None:
     event = {"Records": [bad]}
     response = stack.invoke("failure_handler", event)
     assert response == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
+
+
+def retry_batch(sample: Loader, job: str) -> dict[str, Any]:
+    """events-retry-batch.json with the job's uuid in both stopped tasks."""
+    event = sample("events-retry-batch.json")
+    for record in event["Records"]:
+        body = json.loads(record["body"])
+        task = body.get("requestPayload", body)
+        task["detail"]["group"] = f"buildkite-job:{job}"
+        record["body"] = json.dumps(body)
+    return event
+
+
+def test_a_stop_event_it_failed_on_is_retried_from_the_queue(stack: Stack, sample: Loader) -> None:
+    """Given Buildkite was down for every try of a stop event (Lambda's on-failure record),
+    when the retry queue delivers it with Buildkite back, then the job is failed back."""
+    stack.register()
+    job = stack.create_job()
+    stack.reserve(job)
+    event = retry_batch(sample, job)
+
+    response = stack.invoke("failure_handler", event)
+
+    assert response == {"batchItemFailures": []}
+    view = stack.job(job)
+    assert view["finished_by"] == "stack"
+    assert "agent image could not be pulled" in view["finish_detail"]  # the first record
+
+
+def test_while_buildkite_is_down_the_retried_events_stay_on_the_queue(
+    stack: Stack, sample: Loader
+) -> None:
+    stack.register()
+    job = stack.create_job()
+    stack.reserve(job)
+    event = retry_batch(sample, job)
+    stack.control(
+        "POST",
+        "faults",
+        {"endpoint": "batch-load-job-states", "kind": "status", "status": 503, "count": 50},
+    )
+
+    response = stack.invoke("failure_handler", event)
+
+    ids = [{"itemIdentifier": r["messageId"]} for r in event["Records"]]
+    assert response == {"batchItemFailures": ids}
+    assert stack.job(job)["state"] == "reserved"

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from local.chaos import ChaosPlan
 from local.fargate import Failure
 from local.soak import figures
@@ -68,10 +70,17 @@ def test_given_a_double_launch_or_a_failjob_on_a_taken_job_then_the_soak_fails()
     assert not result.ok
 
 
-def test_given_a_dead_letter_nobody_handled_then_the_soak_fails() -> None:
-    report = WorldReport(jobs=[], violations=[], metrics={}, counts={"dlq_left": 1})
+@pytest.mark.parametrize("left", ["dlq_left", "events_left", "parked"])
+def test_given_a_dead_letter_nobody_handled_then_the_soak_fails(left: str) -> None:
+    report = WorldReport(jobs=[], violations=[], metrics={}, counts={left: 1})
     assert figures(report).dlq_unaccounted == 1
     assert not figures(report).ok
+
+
+def test_stop_events_retried_from_their_queue_are_not_unaccounted() -> None:
+    counts = {"events_dead_lettered": 3, "event_retry_records": 3}
+    report = WorldReport(jobs=[], violations=[], metrics={}, counts=counts)
+    assert figures(report).ok
 
 
 def test_task_failures_follow_the_plan_and_its_seed() -> None:
