@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from fargate_stack.domain.launch import LaunchConfig
 from local.aws_world import model_ecs_client_tokens
+from tests.launch_config import launch_config as shared_launch_config
 
 # moto ignores RunTask's client token; the suites run against ECS's documented behaviour,
 # the same model the local world's moto server runs (local/aws_world.py).
@@ -45,18 +46,9 @@ class MotoEcs:
 def launch_config(
     stack_key: str, subnet: str = "subnet-1", security_group: str = "sg-1"
 ) -> LaunchConfig:
-    """The launch configuration the ECS tests share (cluster ``bk``, family ``bk-agent``)."""
-    return LaunchConfig(
-        stack_key=stack_key,
-        queue_key="fargate",
-        cluster="bk",
-        task_definition="bk-agent",
-        container_name="agent",
-        default_cpu=1024,
-        default_memory=2048,
-        subnets=[subnet],
-        security_groups=[security_group],
-        assign_public_ip=False,
+    """The shared configuration (tests/launch_config.py) in a moto account's network."""
+    return shared_launch_config(
+        stack_key=stack_key, subnets=[subnet], security_groups=[security_group]
     )
 
 

@@ -20,19 +20,11 @@ from fargate_stack.domain.launch import (
     client_token,
 )
 from fargate_stack.domain.rules import LAUNCH_OPTION_KEYS
+from tests.launch_config import launch_config
 
 JOB = "01890f2c-5b5e-4d7e-9a51-0e4c1f0b9a77"
-CONFIG = LaunchConfig(
-    stack_key="fargate-prod",
-    queue_key="fargate",
-    cluster="bk",
-    task_definition="bk-agent",
-    container_name="agent",
-    default_cpu=1024,
-    default_memory=2048,
+CONFIG = launch_config(
     subnets=["subnet-1", "subnet-2"],
-    security_groups=["sg-1"],
-    assign_public_ip=False,
     allow_size_overrides=True,
     allowed_task_definitions={"big": "arn:aws:ecs:us-east-1:123456789012:task-definition/big:3"},
 )

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from fargate_stack.domain.launch import Capacity, CapacityStrategy, LaunchConfig
+from fargate_stack.domain.launch import Capacity, CapacityStrategy
 from fargate_stack.errors import (
     AlreadyLaunchedError,
     CapacityUnavailableError,
@@ -16,6 +16,7 @@ from fargate_stack.errors import (
 )
 from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.usecases.launch import LaunchJob, LaunchOptions
+from tests.launch_config import launch_config
 from tests.unit.usecases.fakes import (
     T0,
     FakeClock,
@@ -25,18 +26,7 @@ from tests.unit.usecases.fakes import (
     JobData,
 )
 
-CONFIG = LaunchConfig(
-    stack_key="fargate-prod",
-    queue_key="fargate",
-    cluster="bk",
-    task_definition="bk-agent",
-    container_name="agent",
-    default_cpu=1024,
-    default_memory=2048,
-    subnets=["subnet-1"],
-    security_groups=["sg-1"],
-    assign_public_ip=False,
-)
+CONFIG = launch_config()
 
 
 def message(rules: list[str] | None = None) -> LaunchMessage:
