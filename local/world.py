@@ -78,6 +78,8 @@ class WorldOptions:
     seed: int = 1
     # The soak's faults (local.chaos); None for a world without them.
     chaos: ChaosPlan | None = None
+    # Stacks API faults set once at the start (the emulator's fault specs, docs/local.md).
+    stacks_faults: tuple[Mapping[str, Any], ...] = ()
     token: str = "bkct_local_0123456789abcdef"  # noqa: S105 - the emulator's own token
     out_dir: Path = OUT
 
@@ -467,6 +469,8 @@ class World:
             self._crash_poller_after_reserve(aws_session().events, o.chaos)
         plumbing = self._plumbing(emu, aws)
         self.control(emu, "DELETE", "calls")
+        for fault in o.stacks_faults:
+            self.control(emu, "POST", "faults", dict(fault))
         stop = threading.Event()
         poller_errors: list[str] = []
         self.control(emu, "POST", f"queues/{o.queue}/pause", {"paused": True})

@@ -16,7 +16,12 @@ from local.world import JobOutcome, World, WorldOptions, WorldReport
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[WorldReport, Path, str]:
     out = tmp_path_factory.mktemp("world")
-    opts = WorldOptions(jobs=4, timeout=60, pause_seconds=1.5, out_dir=out)
+    # Buildkite refuses the failure handler's first six state lookups. Two stop events ask
+    # (image pull, out of memory), three tries each at most: whatever the interleaving, the
+    # first to use up its tries does so within those six, so at least one event must come
+    # back through EventsDeadLetterQueue, and its job still end as expected.
+    refuse = {"endpoint": "batch-load-job-states", "kind": "status", "status": 400, "count": 6}
+    opts = WorldOptions(jobs=4, timeout=60, pause_seconds=1.5, out_dir=out, stacks_faults=(refuse,))
     console = io.StringIO()
     result = World(opts, console).run()
     return result, out, opts.token
@@ -53,6 +58,16 @@ def test_an_image_pull_failure_is_failed_back_with_the_reason(
     assert job.finished_by == "stack"
     assert job.exit_status == -1
     assert "could not be pulled" in (job.detail or "")
+
+
+def test_stop_events_the_handler_failed_on_are_retried_from_their_queue(
+    report: tuple[WorldReport, Path, str],
+) -> None:
+    result, _, _ = report
+    assert result.counts["events_dead_lettered"] >= 1
+    assert result.counts["event_retry_records"] >= 1
+    assert result.counts["events_left"] == 0
+    assert result.counts["parked"] == 0
 
 
 def test_jobs_the_agent_took_are_never_failed_back(report: tuple[WorldReport, Path, str]) -> None:
