@@ -287,3 +287,17 @@ def test_every_checkov_skip_is_justified_on_its_resource(cfn_template: Template)
         for skip in skips:
             assert re.fullmatch(r"CKV_AWS_\d+", skip["id"]), name
             assert len(skip["comment"]) > 40, (name, skip)
+
+
+def test_the_agent_log_group_takes_an_optional_kms_key(cfn_template: Template) -> None:
+    group = props(cfn_template, "AgentLogGroup")
+    assert group["KmsKeyId"] == {
+        "Fn::If": ["AgentLogEncrypted", {"Ref": "AgentLogKmsKeyArn"}, {"Ref": "AWS::NoValue"}]
+    }
+    parameter = cfn_template["Parameters"]["AgentLogKmsKeyArn"]
+    assert parameter["Default"] == ""
+    assert re.fullmatch(parameter["AllowedPattern"], "")
+    assert re.fullmatch(
+        parameter["AllowedPattern"], "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd"
+    )
+    assert not re.fullmatch(parameter["AllowedPattern"], "alias/mine")
