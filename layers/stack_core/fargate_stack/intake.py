@@ -45,7 +45,7 @@ def parse_task_state_change(event: object) -> TaskStateChangeEvent:
     except ValidationError as exc:
         problems = _problems(exc)
         logger.error(
-            "event rejected; EventBridge will retry it and then dead-letter it",
+            "event rejected; it is kept (retried, then dead-lettered or parked)",
             extra={"event_id": event_id, "problems": problems},
         )
         count(Metric.BAD_EVENTS)
