@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import requests
+
 from local.container import CRASHES_ENV
 from local.emulator.behaviour import STACKS_ENDPOINTS as STACKS_API
 from local.fargate import Failure
@@ -36,6 +38,8 @@ STACKS_ENDPOINTS = tuple(
     e for e in STACKS_API if e not in ("register", "deregister", "job-acquisition-tokens")
 )
 STACKS_FAULT_KINDS = ("429", "5xx", "slow", "drop", "malformed_json")
+# An outage's faults answer at most this many requests each; it ends by time (removed).
+_OUTAGE = 100_000
 
 
 def _default_aws() -> dict[str, float]:
@@ -63,6 +67,12 @@ class ChaosPlan:
     # Stacks API faults: one (hitting 1-2 requests) every `stacks_fault_every` seconds on
     # average. The poller lists once a second: much more often and no poll would succeed.
     stacks_fault_every: float = 2.0
+    # Buildkite unreachable for a while: every stack endpoint answers 503 for
+    # `outage_seconds` (drawn uniformly), about once every `outage_every` seconds. Long
+    # enough to use up Lambda's retries of a stop event (so some come back through its
+    # dead-letter queue) and to make launch records fail and be redelivered.
+    outage_every: float = 60.0
+    outage_seconds: tuple[float, float] = (4.0, 10.0)
     aws: Mapping[str, float] = field(default_factory=_default_aws)
     crashes: Mapping[str, float] = field(
         default_factory=lambda: {"launcher.before_run_task": 0.01, "launcher.after_run_task": 0.01}
@@ -129,6 +139,7 @@ class ChaosDriver:
         self.counts: Counter[str] = Counter()
         self.canceled: set[str] = set()
         self._added: dict[str, str] = {}  # fault id -> its count key
+        self._outage_ends: list[tuple[float, list[str]]] = []  # (when, fault ids)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chaos", daemon=True)
 
@@ -149,6 +160,7 @@ class ChaosDriver:
     def _run(self) -> None:
         next_fault = self._rng.expovariate(1 / self._plan.stacks_fault_every)
         next_cancel = self._rng.expovariate(1 / self._plan.cancel_every)
+        next_outage = self._rng.expovariate(1 / self._plan.outage_every)
         elapsed = 0.0
         step = 0.1
         while not self._stop.wait(step):
@@ -159,6 +171,10 @@ class ChaosDriver:
             if elapsed >= next_cancel:
                 self._cancel()
                 next_cancel = elapsed + self._rng.expovariate(1 / self._plan.cancel_every)
+            if elapsed >= next_outage:
+                self._outage(elapsed)
+                next_outage = elapsed + self._rng.expovariate(1 / self._plan.outage_every)
+            self._end_outages(elapsed)
 
     def _add_fault(self) -> None:
         endpoint = self._rng.choice(STACKS_ENDPOINTS)
@@ -176,6 +192,30 @@ class ChaosDriver:
         key = f"stacks_api.{endpoint}.{kind}"
         self._added[added["id"]] = key
         self.counts[key] += spec["count"]
+
+    def _outage(self, now: float) -> None:
+        """Every stack endpoint fails until the outage ends (its faults are then removed;
+        only the requests they answered are counted)."""
+        self.counts["stacks_api.outages"] += 1
+        ids = []
+        for endpoint in STACKS_ENDPOINTS:
+            spec = {"endpoint": endpoint, "kind": "status", "status": 503, "count": _OUTAGE}
+            added = self._control("POST", "faults", spec)
+            self._added[added["id"]] = f"stacks_api.{endpoint}.outage"
+            self.counts[f"stacks_api.{endpoint}.outage"] += _OUTAGE
+            ids.append(added["id"])
+        self._outage_ends.append((now + self._rng.uniform(*self._plan.outage_seconds), ids))
+
+    def _end_outages(self, now: float) -> None:
+        due = [ids for end, ids in self._outage_ends if end <= now]
+        self._outage_ends = [(end, ids) for end, ids in self._outage_ends if end > now]
+        for fault_id in (fault_id for ids in due for fault_id in ids):
+            key = self._added.pop(fault_id)
+            try:
+                left = self._control("DELETE", f"faults/{fault_id}", None)
+            except requests.HTTPError:  # used up: every request it was meant for came
+                continue
+            self.counts[key] -= left["count"]
 
     def _cancel(self) -> None:
         jobs = self._job_ids()

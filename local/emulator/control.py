@@ -14,7 +14,7 @@ from typing import Any
 from local.emulator.behaviour import ENDPOINTS, scope_of
 from local.emulator.calls import CallLog
 from local.emulator.clock import VirtualClock, iso
-from local.emulator.errors import BadRequestError
+from local.emulator.errors import BadRequestError, NotFoundError
 from local.emulator.faults import FaultBook
 from local.emulator.ratelimit import RateLimiter
 from local.emulator.state import Job, State
@@ -55,6 +55,7 @@ class ControlApi:
             Route("GET", (c, "faults"), "control", self.list_faults),
             Route("POST", (c, "faults"), "control", self.add_fault),
             Route("DELETE", (c, "faults"), "control", self.clear_faults),
+            Route("DELETE", (c, "faults", ":id"), "control", self.remove_fault),
             Route("GET", (c, "rate-limits"), "control", self.get_rate_limits),
             Route("POST", (c, "rate-limits"), "control", self.set_rate_limits),
             Route("GET", (c, "calls"), "control", self.list_calls),
@@ -136,6 +137,13 @@ class ControlApi:
     def clear_faults(self, request: Request) -> Response:
         self.faults.clear()
         return Response(204)
+
+    def remove_fault(self, request: Request) -> Response:
+        """Ends one fault early; answers what was left of it (a used-up fault is gone)."""
+        fault = self.faults.remove(request.params["id"])
+        if fault is None:
+            raise NotFoundError(f"no fault {request.params['id']!r} (used up or never added)")
+        return Response(200, fault.view())
 
     def get_rate_limits(self, request: Request) -> Response:
         return Response(200, self.limiter.settings())

@@ -80,6 +80,15 @@ class FaultBook:
         with self._lock:
             self._faults.clear()
 
+    def remove(self, fault_id: str) -> Fault | None:
+        """Take one fault away (e.g. an outage that is over); None if it was used up."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.id == fault_id:
+                    self._faults.remove(fault)
+                    return fault
+        return None
+
     def list(self) -> list[Fault]:
         with self._lock:
             return list(self._faults)

@@ -121,6 +121,17 @@ def test_status_fault_with_a_raw_body_and_method_and_stack_filters(stack: Api):
     assert (response.status_code, response.text) == (500, "oops")
 
 
+def test_one_fault_can_be_ended_early_and_says_what_was_left(stack: Api):
+    """An outage that ends by time: the chaos soak removes its faults when it is over."""
+    outage = _fault(stack, endpoint="list-scheduled-jobs", kind="status", status=503, count=100)
+    assert stack.scheduled().status_code == 503
+    left = stack.control("DELETE", f"faults/{outage}")
+    assert left["count"] == 99
+    assert stack.scheduled().status_code == 200
+    gone = stack.http.delete(stack.emu.control_url + f"faults/{outage}", timeout=5)
+    assert gone.status_code == 404
+
+
 def test_faults_apply_before_auth(api: Api):
     _fault(api, endpoint="register", kind="status", status=429)
     api.auth = {}

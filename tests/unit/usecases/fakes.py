@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from fargate_stack.domain.launch import LaunchSpec
-from fargate_stack.errors import AlreadyLaunchedError, JobGoneError
+from fargate_stack.errors import AlreadyLaunchedError, JobGoneError, TransientError
 from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.ports import SendResult, StartedTask
 
@@ -68,6 +68,8 @@ class FakeStacksApi:
     refuse: set[str] = field(default_factory=set)
     reserve_calls: list[list[str]] = field(default_factory=list)
     registered: list[dict[str, object]] = field(default_factory=list)
+    # The next N reserve calls reserve on "Buildkite's side", then lose the answer.
+    lose_reserve_answers: int = 0
 
     def register_stack(
         self, *, key: str, type: str, queue_key: str, metadata: Mapping[str, str]
@@ -85,6 +87,9 @@ class FakeStacksApi:
         self, *, stack_key: str, job_uuids: Sequence[str], reservation_expiry_seconds: int | None
     ) -> Reserved:
         self.reserve_calls.append(list(job_uuids))
+        if self.lose_reserve_answers:
+            self.lose_reserve_answers -= 1
+            raise TransientError("PUT .../batch-reserve: ConnectionError: connection reset")
         return Reserved(
             reserved=[u for u in job_uuids if u not in self.refuse],
             not_reserved=[u for u in job_uuids if u in self.refuse],

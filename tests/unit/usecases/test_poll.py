@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from fargate_stack.domain.rules import StackTags
+from fargate_stack.errors import TransientError
 from fargate_stack.usecases.poll import PollConfig, PollJobs
 from tests.unit.usecases.fakes import (
     T0,
@@ -124,3 +125,52 @@ def test_max_pages_bounds_the_listing() -> None:
     api, queue = FakeStacksApi(pages=pages), FakeLaunchQueue()
     summary = poller(api, queue, max_pages=2).poll_once()
     assert summary.listed == 2
+
+
+def test_given_a_reserve_answer_was_lost_then_the_next_poll_asks_for_those_jobs_again() -> None:
+    first, second = job(priority=1), job()
+    api = FakeStacksApi(pages=[[first, second]], lose_reserve_answers=1)
+    queue = FakeLaunchQueue()
+    clock = FakeClock()
+    polls = PollJobs(api=api, queue=queue, tasks=FakeTasks(), clock=clock, config=config())
+    with pytest.raises(TransientError):
+        polls.poll_once()  # Buildkite reserved both; the answer never arrived
+    api.pages = [[]]  # reserved jobs are not listed
+
+    summary = polls.poll_once()
+
+    assert api.reserve_calls[-1] == [first.id, second.id]
+    assert [str(m.job_uuid) for m in queue.sent] == [first.id, second.id]
+    assert (summary.reserve_retried, summary.reserved, summary.enqueued) == (2, 2, 2)
+    assert polls.poll_once().reserve_retried == 0  # answered: forgotten
+
+
+def test_unanswered_jobs_are_forgotten_once_their_reservation_would_have_expired() -> None:
+    lost = job()
+    api = FakeStacksApi(pages=[[lost]], lose_reserve_answers=1)
+    clock = FakeClock()
+    polls = PollJobs(
+        api=api, queue=FakeLaunchQueue(), tasks=FakeTasks(), clock=clock, config=config()
+    )
+    with pytest.raises(TransientError):
+        polls.poll_once()
+    api.pages = [[]]
+    clock.mono += 901  # past reservation_expiry_seconds: Buildkite lists it again by itself
+
+    assert polls.poll_once().reserve_retried == 0
+    assert len(api.reserve_calls) == 1
+
+
+def test_an_unanswered_job_that_is_listed_again_is_reserved_once() -> None:
+    lost = job()
+    api = FakeStacksApi(pages=[[lost]], lose_reserve_answers=1)
+    polls = PollJobs(
+        api=api, queue=FakeLaunchQueue(), tasks=FakeTasks(), clock=FakeClock(), config=config()
+    )
+    with pytest.raises(TransientError):
+        polls.poll_once()
+
+    summary = polls.poll_once()  # the reserve never happened: the job is listed again
+
+    assert api.reserve_calls[-1] == [lost.id]
+    assert (summary.reserve_retried, summary.reserved) == (0, 1)

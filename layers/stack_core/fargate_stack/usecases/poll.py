@@ -4,6 +4,12 @@ Named stages, as agent-stack-k8s's controller pipeline, each leaving a count in 
 summary line per poll. The invariant this code keeps: a job is enqueued only if Buildkite
 answered ``reserved`` for it, and a reserved job that cannot be enqueued is logged and left
 for its reservation to expire (it then returns to ``scheduled`` and is listed again).
+
+A reserve call that got no usable answer (a dropped connection, a 5xx, a garbled 200) may
+still have reserved its jobs, and reserved jobs are not listed: they would wait out their
+reservation (15 minutes by default) unlaunched. So the poller remembers them and asks again
+on its next polls; re-reserving by the same stack only extends the reservation
+(stacks-api.md §3.4), and the answer decides, as always, what is enqueued.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ class PollSummary:
     not_reserved: int = 0
     enqueued: int = 0
     enqueue_failed: int = 0
+    # Jobs asked for again after an earlier reserve call went unanswered.
+    reserve_retried: int = 0
     paused: bool = False
     duration_ms: float = 0.0
 
@@ -64,6 +72,7 @@ class PollSummary:
             "not_reserved": self.not_reserved,
             "enqueued": self.enqueued,
             "enqueue_failed": self.enqueue_failed,
+            "reserve_retried": self.reserve_retried,
             "paused": self.paused,
             "duration_ms": round(self.duration_ms, 1),
         }
@@ -84,6 +93,8 @@ class PollJobs:
         self._tasks = tasks
         self._clock = clock
         self._config = config
+        # job id -> (the job, when its reserve call first went unanswered; monotonic)
+        self._unanswered: dict[str, tuple[ListedJob, float]] = {}
 
     def register(self) -> None:
         """Register (idempotent on Buildkite's side); done once per container."""
@@ -127,7 +138,9 @@ class PollJobs:
 
     def _dispatch(self, listed: Sequence[ListedJob], summary: PollSummary) -> None:
         matched = self._match(listed, summary)
-        ordered = order_for_reservation(matched)
+        retried = self._still_unanswered(listed)
+        summary.reserve_retried = len(retried)
+        ordered = order_for_reservation([*matched, *retried])
         chosen = self._limit(ordered, summary)
         if not chosen:
             return
@@ -174,13 +187,33 @@ class PollJobs:
             )
         return chosen
 
+    def _still_unanswered(self, listed: Sequence[ListedJob]) -> list[ListedJob]:
+        """Jobs to ask for again: a listed job is back to ``scheduled`` (the listing has it),
+        and past the reservation's expiry it will be listed again too."""
+        listed_ids = {job.id for job in listed}
+        oldest = self._clock.monotonic() - self._config.reservation_expiry_seconds
+        self._unanswered = {
+            job_id: (job, since)
+            for job_id, (job, since) in self._unanswered.items()
+            if job_id not in listed_ids and since > oldest
+        }
+        return [job for job, _ in self._unanswered.values()]
+
     def _reserve(self, chosen: list[ListedJob], summary: PollSummary) -> list[ListedJob]:
         cfg = self._config
-        answer = self._api.batch_reserve_jobs(
-            stack_key=cfg.stack_key,
-            job_uuids=[job.id for job in chosen],
-            reservation_expiry_seconds=cfg.reservation_expiry_seconds,
-        )
+        try:
+            answer = self._api.batch_reserve_jobs(
+                stack_key=cfg.stack_key,
+                job_uuids=[job.id for job in chosen],
+                reservation_expiry_seconds=cfg.reservation_expiry_seconds,
+            )
+        except TransientError:
+            now = self._clock.monotonic()
+            for job in chosen:
+                self._unanswered.setdefault(job.id, (job, now))
+            raise
+        for job in chosen:
+            self._unanswered.pop(job.id, None)
         granted = set(answer.reserved)
         summary.reserved = len(granted)
         summary.not_reserved = len(answer.not_reserved)
