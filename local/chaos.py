@@ -72,7 +72,7 @@ class ChaosPlan:
     # enough to use up Lambda's retries of a stop event (so some come back through its
     # dead-letter queue) and to make launch records fail and be redelivered.
     outage_every: float = 60.0
-    outage_seconds: tuple[float, float] = (4.0, 10.0)
+    outage_seconds: tuple[float, float] = (6.0, 15.0)
     aws: Mapping[str, float] = field(default_factory=_default_aws)
     crashes: Mapping[str, float] = field(
         default_factory=lambda: {"launcher.before_run_task": 0.01, "launcher.after_run_task": 0.01}
