@@ -378,22 +378,20 @@ class World:
         ) -> SqsEventSource:
             url = _url_of(sqs, aws.id_of(logical_id))
             attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-            if chaos is None or logical_id != "LaunchQueue":
-                return SqsEventSource(
-                    queue_url=url,
-                    queue_arn=attrs["Attributes"]["QueueArn"],
-                    handler=handler,
-                    function_name=function_name,
-                    retry_after_seconds=retry_after_seconds,
-                )
+            tuning: dict[str, Any] = {"retry_after_seconds": retry_after_seconds}
+            if chaos is not None and logical_id == "LaunchQueue":
+                # The soak's shortened launcher timeout and retry wait, and duplicates.
+                tuning = {
+                    "timeout_seconds": chaos.launcher_timeout_seconds,
+                    "retry_after_seconds": chaos.launch_retry_seconds,
+                    "duplicates": (chaos.duplicate_delivery, chaos.rng(f"sqs-{index}")),
+                }
             return SqsEventSource(
                 queue_url=url,
                 queue_arn=attrs["Attributes"]["QueueArn"],
                 handler=handler,
                 function_name=function_name,
-                timeout_seconds=chaos.launcher_timeout_seconds,
-                retry_after_seconds=chaos.launch_retry_seconds,
-                duplicates=(chaos.duplicate_delivery, chaos.rng(f"sqs-{index}")),
+                **tuning,
             )
 
         bridge = EventBridgeBridge(

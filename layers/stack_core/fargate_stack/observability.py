@@ -96,6 +96,7 @@ class Metric(StrEnum):
     JOBS_ENQUEUED = "JobsEnqueued"
     ENQUEUE_FAILED = "EnqueueFailed"
     JOBS_DEFERRED = "JobsDeferred"  # matched, but over the in-flight limit
+    JOBS_RESERVE_RETRIED = "JobsReserveRetried"  # asked again after an unanswered reserve
     POLLS = "Polls"
     POLLS_PAUSED = "PollsPaused"
     POLL_ERRORS = "PollErrors"  # dimension: kind

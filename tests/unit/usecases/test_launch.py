@@ -182,7 +182,9 @@ def test_a_first_delivery_of_a_fresh_job_does_not_read_the_fallback_ledger() -> 
     assert fallbacks.reads == 0
 
 
-def test_a_job_relisted_after_its_reservation_expired_reads_the_fallback_ledger() -> None:
+def test_a_job_relisted_after_its_reservation_expired_reads_the_fallback_ledger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     msg = message()
     clock, fallbacks = FakeClock(), FakeFallbacks()
     fallbacks.marked.add(str(msg.job_uuid))
@@ -191,6 +193,7 @@ def test_a_job_relisted_after_its_reservation_expired_reads_the_fallback_ledger(
     assert launcher.launch(msg)["outcome"] == "launched"
     assert fallbacks.reads == 1
     assert [spec.capacity for spec in tasks.launched] == [Capacity.ON_DEMAND]
+    assert "an earlier attempt fell back; repeating its launch" in caplog.text
 
 
 def test_ecs_conflict_on_the_client_token_is_a_duplicate_not_a_failure() -> None:

@@ -154,6 +154,11 @@ class LaunchJob:
         lock = timedelta(seconds=self._options.launcher_timeout_seconds)
         may_follow_a_crash = redelivered or age > lock - REPLAY_SLACK
         if may_follow_a_crash and self._fallbacks.fell_back(str(message.job_uuid)):
+            logger.info(
+                "an earlier attempt fell back; repeating its launch",
+                extra={"capacity": str(fallback), "redelivered": redelivered},
+            )
+            count_by(Metric.LAUNCH_RETRIED, "reason", _Retry.REPEAT_FALLBACK)
             return fallback
         return first
 
@@ -259,6 +264,7 @@ class _Retry(StrEnum):
     CAPACITY = "capacity"
     SPOT_FALLBACK = "spot_fallback"
     NO_TIME_LEFT = "no_time_left"
+    REPEAT_FALLBACK = "repeat_fallback"  # a later attempt of a job that fell back
 
 
 class _Reason(StrEnum):

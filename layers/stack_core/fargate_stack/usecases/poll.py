@@ -261,6 +261,7 @@ class PollJobs:
         for reason, n in summary.skipped.items():
             count_by(Metric.JOBS_SKIPPED, "reason", SkipReason(reason), n)
         count(Metric.JOBS_DEFERRED, summary.deferred)
+        count(Metric.JOBS_RESERVE_RETRIED, summary.reserve_retried)
         count(Metric.JOBS_RESERVED, summary.reserved)
         count(Metric.JOBS_NOT_RESERVED, summary.not_reserved)
         count(Metric.JOBS_ENQUEUED, summary.enqueued)
