@@ -24,8 +24,8 @@ def failure_record(record: SQSRecord) -> dict[str, object]:
     parsed = parse_failure_record(record.body, message_id=record.message_id)
     if isinstance(parsed, LaunchMessage):  # the launcher gave up on it
         receives = int(record.attributes.approximate_receive_count)
-        return failure_handler().on_launch_gave_up(parsed, receives).as_dict()
-    return failure_handler().on_task_stopped(parsed).as_dict()
+        return failure_handler().use_case.on_launch_gave_up(parsed, receives).as_dict()
+    return failure_handler().use_case.on_task_stopped(parsed).as_dict()
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -36,4 +36,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str
         return process_partial_response(
             event=event, record_handler=failure_record, processor=processor, context=context
         )
-    return failure_handler().on_task_stopped(parse_task_state_change(event)).as_dict()
+    return failure_handler().use_case.on_task_stopped(parse_task_state_change(event)).as_dict()

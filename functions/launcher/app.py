@@ -20,22 +20,20 @@ processor = LoggedBatchProcessor()
 def launch_record(record: SQSRecord) -> dict[str, str]:
     logger.set_correlation_id(record.message_id)
     message = parse_launch_message(record.body, message_id=record.message_id)
-    _, _, launch_once = launcher()
     redelivered = int(record.attributes.approximate_receive_count) > 1
-    result: dict[str, str] = launch_once(message=message, redelivered=redelivered)
-    return result
+    return launcher().launch_once(message=message, redelivered=redelivered)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
-    use_case, idempotency, _ = launcher()
-    idempotency.register_lambda_context(context)
-    use_case.set_deadline(lambda: context.get_remaining_time_in_millis() / 1000)
+    wiring = launcher()
+    wiring.idempotency.register_lambda_context(context)
+    wiring.use_case.set_deadline(lambda: context.get_remaining_time_in_millis() / 1000)
     try:
         return process_partial_response(
             event=event, record_handler=launch_record, processor=processor, context=context
         )
     finally:
-        use_case.flush_notifications()
+        wiring.use_case.flush_notifications()

@@ -10,21 +10,16 @@ from fargate_stack.bootstrap import poller
 from fargate_stack.observability import logger, metrics, tracer
 from fargate_stack.usecases.poll import run_polls
 
-_registered = False  # once per container (DESIGN: register once, re-register on 404)
-
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    global _registered  # noqa: PLW0603 - container-lifetime state is the point
-    use_case, clock, timing = poller()
+    wiring = poller()
     summaries = run_polls(
-        use_case,
-        clock,
-        timing,
+        wiring.jobs,
+        wiring.clock,
+        wiring.timing,
         lambda: context.get_remaining_time_in_millis() / 1000,
-        registered=_registered,
     )
-    _registered = True
     return {"polls": len(summaries), "enqueued": sum(s.enqueued for s in summaries)}

@@ -6,8 +6,10 @@ imports fast and tests build their own), from the validated settings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Protocol, cast
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
@@ -26,7 +28,9 @@ from fargate_stack.clock import SystemClock
 from fargate_stack.domain.launch import LaunchConfig
 from fargate_stack.domain.rules import StackTags
 from fargate_stack.errors import ConfigurationError
+from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.observability import metrics
+from fargate_stack.ports import Clock
 from fargate_stack.settings import (
     CommonSettings,
     get_failure_handler_settings,
@@ -40,7 +44,7 @@ from fargate_stack.usecases.poll import LoopTiming, PollConfig, PollJobs
 
 STACK_VERSION = "0.1.0"
 # The launch ledger keeps a job's record as long as ECS keeps a RunTask client token
-# (24 h, aws-facts.md §B.2): within that window neither layer starts a second task.
+# (24 h, docs/reference/aws.md §B.2): within that window neither layer starts a second task.
 LEDGER_TTL_SECONDS = 24 * 60 * 60
 # Adaptive retries for AWS calls: throttling backs off instead of failing the record.
 _AWS_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 5})
@@ -94,8 +98,42 @@ def _set_metric_dimensions(settings: CommonSettings) -> None:
         metrics.set_default_dimensions(stack=settings.stack_key)
 
 
+class LaunchOnce(Protocol):
+    """``LaunchJob.launch`` behind the launch ledger: a duplicate delivery of a job's
+    message returns the first result instead of launching again."""
+
+    def __call__(self, *, message: LaunchMessage, redelivered: bool) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PollerWiring:
+    """What the poller handler needs: the use case (which remembers whether this container
+    registered the stack), its clock and the loop's timing."""
+
+    jobs: PollJobs
+    clock: Clock
+    timing: LoopTiming
+
+
+@dataclass(frozen=True, slots=True)
+class LauncherWiring:
+    """What the launcher handler needs: the use case (deadline, notifications), the ledger's
+    config (it needs the Lambda context) and the ledger-guarded launch of one record."""
+
+    use_case: LaunchJob
+    idempotency: IdempotencyConfig
+    launch_once: LaunchOnce
+
+
+@dataclass(frozen=True, slots=True)
+class FailureHandlerWiring:
+    """What the failure handler needs: the handle-stopped use case."""
+
+    use_case: HandleStopped
+
+
 @cache
-def poller() -> tuple[PollJobs, SystemClock, LoopTiming]:
+def poller() -> PollerWiring:
     settings = get_poller_settings()
     _set_metric_dimensions(settings)
     clock = SystemClock()
@@ -128,11 +166,11 @@ def poller() -> tuple[PollJobs, SystemClock, LoopTiming]:
         interval_seconds=settings.poll_interval_seconds,
         safety_margin_seconds=settings.poll_safety_margin_seconds,
     )
-    return use_case, clock, timing
+    return PollerWiring(jobs=use_case, clock=clock, timing=timing)
 
 
 @cache
-def launcher() -> tuple[LaunchJob, IdempotencyConfig, Any]:
+def launcher() -> LauncherWiring:
     """The launch use case and its idempotent entry point (keyed by the job uuid)."""
     settings = get_launcher_settings()
     _set_metric_dimensions(settings)
@@ -170,21 +208,25 @@ def launcher() -> tuple[LaunchJob, IdempotencyConfig, Any]:
         event_key_jmespath="job_uuid", expires_after_seconds=LEDGER_TTL_SECONDS
     )
     store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
-    launch_once = idempotent_function(
+    guarded: Callable[..., object] = idempotent_function(
         data_keyword_argument="message", config=config, persistence_store=store
     )(use_case.launch)
-    return use_case, config, launch_once
+    # Powertools' decorator is untyped; the wrapped function keeps launch's signature.
+    return LauncherWiring(
+        use_case=use_case, idempotency=config, launch_once=cast(LaunchOnce, guarded)
+    )
 
 
 @cache
-def failure_handler() -> HandleStopped:
+def failure_handler() -> FailureHandlerWiring:
     settings = get_failure_handler_settings()
     _set_metric_dimensions(settings)
-    return HandleStopped(
+    use_case = HandleStopped(
         api=_stacks(settings),
         stack_key=settings.stack_key,
         agent_container=settings.agent_container_name,
     )
+    return FailureHandlerWiring(use_case=use_case)
 
 
 def reset() -> None:

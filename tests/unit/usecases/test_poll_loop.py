@@ -53,12 +53,14 @@ def run(api: FakeStacksApi, budget: float = 60, registered: bool = True):
     poller = PollJobs(
         api=api, queue=FakeLaunchQueue(), tasks=FakeTasks(), clock=clock, config=CONFIG
     )
+    if registered:  # a container that registered in an earlier invocation
+        poller.register()
+        api.registered.clear()
     summaries = run_polls(
         poller,
         clock,
         LoopTiming(interval_seconds=2, safety_margin_seconds=10),
         lambda: budget - clock.mono,
-        registered=registered,
     )
     return summaries, clock
 
@@ -101,3 +103,23 @@ def test_errors_a_retry_cannot_fix_fail_the_invocation() -> None:
     api = FlakyApi([ConfigurationError("token rejected")])
     with pytest.raises(ConfigurationError):
         run(api)
+
+
+def test_a_container_registers_once_across_invocations() -> None:
+    # Given a poller that lives as long as its container
+    api = FakeStacksApi(pages=[[]])
+    clock = FakeClock()
+    poller = PollJobs(
+        api=api, queue=FakeLaunchQueue(), tasks=FakeTasks(), clock=clock, config=CONFIG
+    )
+    timing = LoopTiming(interval_seconds=2, safety_margin_seconds=10)
+    # When two invocations run their poll loops
+    for _ in range(2):
+        deadline = clock.mono + 15
+
+        def remaining(deadline: float = deadline) -> float:
+            return deadline - clock.mono
+
+        run_polls(poller, clock, timing, remaining)
+    # Then the stack was registered by the first one only
+    assert len(api.registered) == 1

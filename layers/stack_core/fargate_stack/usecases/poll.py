@@ -95,14 +95,27 @@ class PollJobs:
         self._config = config
         # job id -> (the job, when its reserve call first went unanswered; monotonic)
         self._unanswered: dict[str, tuple[ListedJob, float]] = {}
+        # Registered by this container: the use case lives as long as the container, so
+        # registration happens once per container and again only when Buildkite forgot it.
+        self._registered = False
 
     def register(self) -> None:
-        """Register (idempotent on Buildkite's side); done once per container."""
+        """Register (idempotent on Buildkite's side)."""
         cfg = self._config
         self._api.register_stack(
             key=cfg.stack_key, type=STACK_TYPE, queue_key=cfg.queue_key, metadata=cfg.metadata
         )
+        self._registered = True
         logger.info("stack registered", extra={"stack_key": cfg.stack_key})
+
+    def ensure_registered(self) -> None:
+        """Register unless this container already did."""
+        if not self._registered:
+            self.register()
+
+    def forget_registration(self) -> None:
+        """Buildkite answered that it does not know the stack: register before the next poll."""
+        self._registered = False
 
     def poll_once(self) -> PollSummary:
         started = self._clock.monotonic()
@@ -288,8 +301,6 @@ def run_polls(
     clock: Clock,
     timing: LoopTiming,
     remaining_seconds: Callable[[], float],
-    *,
-    registered: bool,
 ) -> list[PollSummary]:
     """Poll every ``interval`` until ``safety_margin`` before the invocation must end.
 
@@ -299,19 +310,16 @@ def run_polls(
     (configuration, auth) propagate and fail the invocation, which the alarms report.
     """
     summaries: list[PollSummary] = []
-    needs_register = not registered
     while True:
         started = clock.monotonic()
         wait = timing.interval_seconds
         try:
-            if needs_register:
-                poller.register()
-                needs_register = False
+            poller.ensure_registered()
             summaries.append(poller.poll_once())
         except StackNotRegisteredError:
             logger.warning("Buildkite does not know this stack; registering again")
             count_by(Metric.POLL_ERRORS, "kind", PollError.NOT_REGISTERED)
-            needs_register = True
+            poller.forget_registration()
         except RateLimitedError as exc:
             logger.warning(
                 "Stacks API rate limit; slowing down", extra={"retry_after": exc.retry_after}
