@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from fargate_stack.stacksapi import USER_AGENT, VERSION, StacksClient
-from fargate_stack.stacksapi.transport import (
+from fargate_stack.stacksapi.version import user_agent
+from fargate_stack.stacksapi.wire import (
     build_path,
     escape_segment,
     join_url,
     require_range,
     require_uuids,
 )
-from fargate_stack.stacksapi.version import user_agent
 
 
 @pytest.mark.parametrize(

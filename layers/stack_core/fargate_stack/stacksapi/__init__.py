@@ -53,9 +53,10 @@ from fargate_stack.stacksapi.stack_notification import (
     StackNotification,
     crop_notification_detail,
 )
-from fargate_stack.stacksapi.transport import BATCH_MAX, DEFAULT_BASE_URL, DEFAULT_TIMEOUT
+from fargate_stack.stacksapi.transport import DEFAULT_BASE_URL, DEFAULT_TIMEOUT
 from fargate_stack.stacksapi.types import StackState, StackType
 from fargate_stack.stacksapi.version import USER_AGENT, VERSION
+from fargate_stack.stacksapi.wire import BATCH_MAX
 
 __all__ = [
     "BATCH_MAX",

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fargate_stack.stacksapi.transport import BaseClient, RetryArg, build_path, require_text
+from fargate_stack.stacksapi.transport import BaseClient, RetryArg
+from fargate_stack.stacksapi.wire import build_path, require_text
 
 # `detail` may be at most 4 KB (Buildkite docs "Finish a job"); the suffix is the Go
 # client's, so a cropped message reads the same whichever client cropped it.

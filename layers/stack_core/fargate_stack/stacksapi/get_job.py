@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from fargate_stack.stacksapi.transport import BaseClient, RetryArg, build_path, require_text
+from fargate_stack.stacksapi.transport import BaseClient, RetryArg
 from fargate_stack.stacksapi.types import APIModel, NullableStr, StrDict
+from fargate_stack.stacksapi.wire import build_path, require_text
 
 
 class GetJobResponse(APIModel):

@@ -7,14 +7,9 @@ from typing import Annotated
 
 from pydantic import BeforeValidator
 
-from fargate_stack.stacksapi.transport import (
-    BaseClient,
-    RetryArg,
-    build_path,
-    require_text,
-    require_uuids,
-)
+from fargate_stack.stacksapi.transport import BaseClient, RetryArg
 from fargate_stack.stacksapi.types import APIModel
+from fargate_stack.stacksapi.wire import build_path, require_text, require_uuids
 
 
 def _known_states(value: object) -> object:

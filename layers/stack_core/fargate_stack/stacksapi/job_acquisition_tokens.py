@@ -12,15 +12,9 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, SecretStr
 
-from fargate_stack.stacksapi.transport import (
-    BaseClient,
-    RetryArg,
-    build_path,
-    require_range,
-    require_text,
-    require_uuids,
-)
+from fargate_stack.stacksapi.transport import BaseClient, RetryArg
 from fargate_stack.stacksapi.types import APIModel, ListIfNull, StrList
+from fargate_stack.stacksapi.wire import build_path, require_range, require_text, require_uuids
 
 # Lifetime 1..3600 s, default 900 (Buildkite docs "Job acquisition tokens").
 TOKEN_LIFETIME_MIN = 1

@@ -8,8 +8,9 @@ from datetime import datetime
 
 from pydantic import Field
 
-from fargate_stack.stacksapi.transport import BaseClient, RetryArg, build_path, require_text
+from fargate_stack.stacksapi.transport import BaseClient, RetryArg
 from fargate_stack.stacksapi.types import APIModel, StackType, StrDict
+from fargate_stack.stacksapi.wire import build_path, require_text
 
 # Documented constraints of a stack key and its metadata (Buildkite docs "Register a
 # stack", reference §3.1): checked here so a typo fails before the network does.

@@ -8,15 +8,9 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from fargate_stack.stacksapi.transport import (
-    BaseClient,
-    RetryArg,
-    build_path,
-    require_range,
-    require_text,
-    require_uuids,
-)
+from fargate_stack.stacksapi.transport import BaseClient, RetryArg
 from fargate_stack.stacksapi.types import APIModel, ListIfNull, NullableInt, StrList
+from fargate_stack.stacksapi.wire import build_path, require_range, require_text, require_uuids
 
 # `limit` is at most 1000 (Buildkite docs "List scheduled jobs", reference §3.3).
 PAGE_SIZE_MAX = 1000

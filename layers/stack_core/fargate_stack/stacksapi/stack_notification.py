@@ -9,8 +9,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fargate_stack.stacksapi.errors import StacksAPIError
-from fargate_stack.stacksapi.transport import BaseClient, RetryArg, build_path, chunks, require_text
+from fargate_stack.stacksapi.transport import BaseClient, RetryArg
 from fargate_stack.stacksapi.types import APIModel, ListIfNull
+from fargate_stack.stacksapi.wire import build_path, chunks, require_text
 
 # `detail` is at most 256 characters, counted as characters by the server (Buildkite
 # docs "Create stack notifications"). The suffix is agent-stack-k8s's, which crops

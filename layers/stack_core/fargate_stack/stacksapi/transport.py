@@ -1,8 +1,15 @@
-"""Transport: URLs, headers, the retry loop, error mapping and payload logging.
+"""Transport: headers, the retry loop, error mapping and payload logging.
 
 This is the Go client's ``client.go`` (``newRequest``, ``do``, ``checkResponse``); the
 endpoint modules only say which method, path, body and model they need. It lives apart
-from ``client.py`` so the endpoint modules can build on it without an import cycle.
+from ``client.py`` so the endpoint modules can build on it without an import cycle; the
+pure wire helpers (escaping, URLs, argument checks, batching) are in ``wire.py``.
+
+One attempt is a pipeline of steps, each with one job: build headers, log the request,
+send it, record the answer's rate limit, log the answer, check its status, parse its JSON,
+validate it into the endpoint's model. Errors are raised outside ``except`` blocks, so
+they chain nothing: a requests exception holds the prepared request (Authorization header
+included) and a pydantic error holds the input values (job acquisition tokens).
 """
 
 from __future__ import annotations
@@ -13,9 +20,10 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit
 
 import pydantic
 import requests
@@ -32,6 +40,16 @@ from fargate_stack.stacksapi.errors import (
 from fargate_stack.stacksapi.ratelimit import RateLimit, ResponseInfo
 from fargate_stack.stacksapi.retry import RetryPolicy, parse_retry_after
 from fargate_stack.stacksapi.version import user_agent
+from fargate_stack.stacksapi.wire import (
+    BATCH_MAX,
+    REDACTED,
+    chunks,
+    encode_body,
+    join_url,
+    redact_headers,
+)
+
+__all__ = ["BATCH_MAX", "DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "BaseClient", "RetryArg"]
 
 # Go DefaultBaseURL (stacksapi client.go); reference §1.
 DEFAULT_BASE_URL = "https://agent.buildkite.com/v3/"
@@ -39,77 +57,14 @@ DEFAULT_BASE_URL = "https://agent.buildkite.com/v3/"
 # hang until it is killed, so we always pass one (agent-stack-k8s uses 60 s).
 DEFAULT_TIMEOUT = 30.0
 LOGGER_NAME = "fargate_stack.stacksapi"
-# Batch limits: job_uuids for batch-reserve and get-states, and notifications, at most
-# 1000 per request (Buildkite docs "Stacks API", reference §2.2); JATs assumed the same
-# (only a third-party client's constant says so, reference §2.2 UNCONFIRMED).
-BATCH_MAX = 1000
 
 _JSON = "application/json"
-_REDACTED = "[REDACTED]"
 # Job acquisition tokens are credentials: even a payload log must not show them.
 _JAT_VALUE = re.compile(r'("job_acquisition_token"\s*:\s*)"[^"]*"')
 _M = TypeVar("_M", bound=pydantic.BaseModel)
-_T = TypeVar("_T")
 # A per-call override: None = the client's policy, False = one attempt, True = the
 # client's policy, a RetryPolicy = that policy.
 RetryArg = RetryPolicy | bool | None
-
-
-def escape_segment(value: str) -> str:
-    """Percent-encode one path segment, dots included.
-
-    Go's ``railsPathEscape``: ``url.PathEscape`` then ``.`` -> ``%2E`` because "Rails
-    doesn't accept dots in some path segments". We escape every reserved character
-    (``safe=""``), a superset of Go's set that decodes to the same segment.
-    """
-    return quote(value, safe="").replace(".", "%2E")
-
-
-def build_path(template: str, **params: str) -> str:
-    """``build_path("stacks/{key}/jobs/{job}", key=k, job=j)`` with each value escaped."""
-    return template.format(**{name: escape_segment(value) for name, value in params.items()})
-
-
-def join_url(base_url: str, path: str) -> str:
-    """Append ``path`` to the base URL's path, keeping ``/v3/`` whether or not the base ends
-    with a slash (Go trims the leading slash before ``JoinPath`` for the same reason)."""
-    parts = urlsplit(base_url)
-    joined = parts.path.rstrip("/") + "/" + path.lstrip("/")
-    return urlunsplit((parts.scheme, parts.netloc, joined, "", ""))
-
-
-def require_text(name: str, value: str) -> str:
-    """An empty key or uuid would address a different endpoint (``stacks//jobs``), so it
-    is a caller bug to report before any request."""
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-    return value
-
-
-def require_uuids(name: str, values: Sequence[str]) -> list[str]:
-    """A bare ``str`` is a Sequence of characters; accepting it would send one-letter
-    uuids, so it is refused along with empty or non-string items."""
-    if isinstance(values, str | bytes):
-        raise TypeError(f"{name} must be a list of strings, not a single string")
-    items = list(values)
-    for index, item in enumerate(items):
-        if not isinstance(item, str) or not item:
-            raise ValueError(f"{name}[{index}] must be a non-empty string, got {item!r}")
-    return items
-
-
-def require_range(name: str, value: int | None, low: int, high: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer from {low} to {high}, got {value!r}")
-    return value
-
-
-def chunks(items: Sequence[_T], size: int = BATCH_MAX) -> Iterator[tuple[int, Sequence[_T]]]:
-    """(offset, chunk) pairs, so merged answers can refer back to the caller's indexes."""
-    for start in range(0, len(items), size):
-        yield start, items[start : start + size]
 
 
 class BaseClient:
@@ -262,7 +217,7 @@ class BaseClient:
         if query:
             # Sorted like Go's url.Values.Encode(), so the wire is deterministic.
             url += "?" + urlencode(sorted(query.items()))
-        payload = None if body is None else _encode(body)
+        payload = None if body is None else encode_body(body)
         failures = 0
         while True:
             try:
@@ -309,119 +264,131 @@ class BaseClient:
         model: type[_M] | None,
         attempt: int,
     ) -> _M | None:
-        request_id = str(uuid.uuid4())
-        headers = {
+        call = _Call(method=method, url=url, path=path, attempt=attempt)
+        headers = self._headers()
+        self._log_request(call, headers, payload)
+        started = time.monotonic()
+        response = self._send_or_raise(call, payload, headers)
+        answer = self._record(call, response)
+        self._log_response(call, answer, round((time.monotonic() - started) * 1000, 1))
+        self._check_status(call, answer)
+        if model is None:
+            return None
+        return _validate(call, answer, model, _parse_json(call, answer))
+
+    def _headers(self) -> dict[str, str]:
+        return {
             "User-Agent": self._user_agent,
             "Authorization": f"Token {self._token.get_secret_value()}",
             "Accept": _JSON,
             "Content-Type": _JSON,
         }
-        context = {"http_method": method, "url": url, "attempt": attempt, "request_id": request_id}
+
+    def _log_request(self, call: _Call, headers: Mapping[str, str], payload: bytes | None) -> None:
+        method, url = call.method, call.url
         self._logger.debug(
-            "Stacks API request %s %s (attempt %d)", method, url, attempt, extra=context
+            "Stacks API request %s %s (attempt %d)", method, url, call.attempt, extra=call.log
         )
-        if self._log_payloads:
-            shown_headers = _redact_headers(headers)
-            shown_body = self._scrub(payload.decode("utf-8")) if payload else ""
-            self._logger.debug(
-                "Stacks API request payload %s %s headers=%s body=%s",
-                method,
-                url,
-                shown_headers,
-                shown_body,
-                extra={**context, "request_headers": shown_headers, "request_body": shown_body},
-            )
-        started = time.monotonic()
-        # Errors are raised outside the `except` blocks below, so they chain nothing: a
-        # requests exception holds the prepared request, Authorization header included,
-        # and a pydantic error holds the input values (job acquisition tokens).
+        if not self._log_payloads:
+            return
+        shown_headers = redact_headers(headers)
+        shown_body = self._scrub(payload.decode("utf-8")) if payload else ""
+        self._logger.debug(
+            "Stacks API request payload %s %s headers=%s body=%s",
+            method,
+            url,
+            shown_headers,
+            shown_body,
+            extra={**call.log, "request_headers": shown_headers, "request_body": shown_body},
+        )
+
+    def _send_or_raise(
+        self, call: _Call, payload: bytes | None, headers: Mapping[str, str]
+    ) -> requests.Response:
+        """The answer, or a retryable ``StacksConnectionError`` that names no secret."""
         failure: str | None = None
         try:
-            response = self._send(method, url, payload, headers)
+            return self._send(call.method, call.url, payload, headers)
         except requests.RequestException as exc:
             failure = f"{type(exc).__name__}: {self._scrub(str(exc))}"
-        if failure is not None:
-            self._logger.debug(
-                "Stacks API request %s %s got no answer: %s", method, url, failure, extra=context
-            )
-            raise StacksConnectionError(
-                f"{method} {url}: {failure}", method=method, url=url, path=path, retryable=True
-            )
-        elapsed_ms = round((time.monotonic() - started) * 1000, 1)
-        status = response.status_code
-        response_headers: Mapping[str, str] = CaseInsensitiveDict(response.headers)
-        rate_limit = RateLimit.from_headers(response_headers)
-        retry_after = parse_retry_after(response_headers.get("Retry-After"), self._logger)
-        self._local.last = ResponseInfo(
-            method=method,
-            url=url,
-            status=status,
-            headers=response_headers,
-            rate_limit=rate_limit,
-            retry_after=retry_after,
+        self._logger.debug(
+            "Stacks API request %s %s got no answer: %s",
+            call.method,
+            call.url,
+            failure,
+            extra=call.log,
         )
-        text = self._scrub(response.content.decode("utf-8", errors="replace"))
+        raise StacksConnectionError(
+            f"{call.method} {call.url}: {failure}",
+            method=call.method,
+            url=call.url,
+            path=call.path,
+            retryable=True,
+        )
+
+    def _record(self, call: _Call, response: requests.Response) -> _Answer:
+        """Read the answer's headers once, and keep them as this thread's last response."""
+        headers: Mapping[str, str] = CaseInsensitiveDict(response.headers)
+        answer = _Answer(
+            response=response,
+            headers=headers,
+            rate_limit=RateLimit.from_headers(headers),
+            retry_after=parse_retry_after(headers.get("Retry-After"), self._logger),
+            text=self._scrub(response.content.decode("utf-8", errors="replace")),
+        )
+        self._local.last = ResponseInfo(
+            method=call.method,
+            url=call.url,
+            status=answer.status,
+            headers=headers,
+            rate_limit=answer.rate_limit,
+            retry_after=answer.retry_after,
+        )
+        return answer
+
+    def _log_response(self, call: _Call, answer: _Answer, elapsed_ms: float) -> None:
+        method, url, status = call.method, call.url, answer.status
         self._logger.debug(
             "Stacks API response %s %s: %d in %.1f ms",
             method,
             url,
             status,
             elapsed_ms,
-            extra={**context, "status_code": status, "duration_ms": elapsed_ms},
+            extra={**call.log, "status_code": status, "duration_ms": elapsed_ms},
         )
-        if self._log_payloads:
-            self._logger.debug(
-                "Stacks API response payload %s %s: %d headers=%s body=%s",
-                method,
-                url,
-                status,
-                dict(response_headers),
-                text,
-                extra={
-                    **context,
-                    "status_code": status,
-                    "response_headers": dict(response_headers),
-                    "response_body": text,
-                },
-            )
-        if not 200 <= status < 300:
-            raise http_error(
-                method=method,
-                url=url,
-                path=path,
-                status=status,
-                reason=response.reason or "",
-                body=text,
-                headers=response_headers,
-                retry_after=retry_after,
-                rate_limit=rate_limit,
-            )
-        if model is None:
-            return None
-        common = ErrorContext(
-            method=method,
-            url=url,
-            path=path,
-            status=status,
-            body=text,
-            headers=response_headers,
-            rate_limit=rate_limit,
+        if not self._log_payloads:
+            return
+        shown_headers = dict(answer.headers)
+        self._logger.debug(
+            "Stacks API response payload %s %s: %d headers=%s body=%s",
+            method,
+            url,
+            status,
+            shown_headers,
+            answer.text,
+            extra={
+                **call.log,
+                "status_code": status,
+                "response_headers": shown_headers,
+                "response_body": answer.text,
+            },
         )
-        try:
-            data = json.loads(response.content)
-        except ValueError as exc:
-            failure = str(exc)
-        if failure is not None:
-            common["retryable"] = True
-            raise StacksResponseError(
-                f"{method} {url}: {status} response is not valid JSON ({failure})", **common
-            )
-        shape_error: StacksResponseError | None = None
-        try:
-            return model.model_validate(data)
-        except pydantic.ValidationError as exc:
-            shape_error = _shape_error(exc, model, common)
-        raise shape_error
+
+    @staticmethod
+    def _check_status(call: _Call, answer: _Answer) -> None:
+        if 200 <= answer.status < 300:
+            return
+        raise http_error(
+            method=call.method,
+            url=call.url,
+            path=call.path,
+            status=answer.status,
+            reason=answer.response.reason or "",
+            body=answer.text,
+            headers=answer.headers,
+            retry_after=answer.retry_after,
+            rate_limit=answer.rate_limit,
+        )
 
     def _send(
         self, method: str, url: str, payload: bytes | None, headers: Mapping[str, str]
@@ -459,22 +426,78 @@ class BaseClient:
         tokens, and (defence in depth) our own token should an answer ever echo it."""
         secret = self._token.get_secret_value()
         if secret in text:
-            text = text.replace(secret, _REDACTED)
-        return _JAT_VALUE.sub(rf'\1"{_REDACTED}"', text)
+            text = text.replace(secret, REDACTED)
+        return _JAT_VALUE.sub(rf'\1"{REDACTED}"', text)
 
 
-def _encode(body: Mapping[str, Any]) -> bytes:
-    # Compact like Go's json.Marshal, UTF-8 on the wire; a lone surrogate (which UTF-8
-    # cannot carry) becomes "?" instead of an exception.
-    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    return text.encode("utf-8", errors="replace")
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One attempt of one logical request, as its log lines name it."""
+
+    method: str
+    url: str
+    path: str
+    attempt: int
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def log(self) -> dict[str, object]:
+        return {
+            "http_method": self.method,
+            "url": self.url,
+            "attempt": self.attempt,
+            "request_id": self.request_id,
+        }
 
 
-def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {
-        name: (_REDACTED if name.lower() == "authorization" else value)
-        for name, value in headers.items()
-    }
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """An HTTP answer, read once: headers, rate limit, Retry-After and the scrubbed text."""
+
+    response: requests.Response
+    headers: Mapping[str, str]
+    rate_limit: RateLimit | None
+    retry_after: float | None
+    text: str
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+    def context(self, call: _Call) -> ErrorContext:
+        return ErrorContext(
+            method=call.method,
+            url=call.url,
+            path=call.path,
+            status=self.status,
+            body=self.text,
+            headers=self.headers,
+            rate_limit=self.rate_limit,
+        )
+
+
+def _parse_json(call: _Call, answer: _Answer) -> object:
+    """The answer's JSON; a garbled 2xx is retryable (a proxy or a cut connection)."""
+    failure: str | None = None
+    try:
+        return json.loads(answer.response.content)
+    except ValueError as exc:
+        failure = str(exc)
+    common = answer.context(call)
+    common["retryable"] = True
+    raise StacksResponseError(
+        f"{call.method} {call.url}: {answer.status} response is not valid JSON ({failure})",
+        **common,
+    )
+
+
+def _validate(call: _Call, answer: _Answer, model: type[_M], data: object) -> _M:
+    shape_error: StacksResponseError | None = None
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        shape_error = _shape_error(exc, model, answer.context(call))
+    raise shape_error
 
 
 def _shape_error(
