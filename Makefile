@@ -19,7 +19,7 @@ SAM_VERSION := 1.170.0
 SEC_VENV ?= .venv-security
 SEC_REQS := tools/requirements-security.txt
 
-.PHONY: bench docs build validate help venv lint security audit format typecheck test test-fast unit integration template local soak emulator clean
+.PHONY: bench docs build validate help venv lint security audit format typecheck test suites test-fast unit integration template local soak emulator clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -60,10 +60,13 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint test-fast ## Lint, then every test suite (what CI runs)
+test: lint suites ## Lint, then every test suite, slow ones included (what CI runs)
 
-test-fast: $(STAMP) ## Every test suite, without lint
+suites: $(STAMP) ## Every test suite, slow ones included, without lint
 	$(BIN)/pytest $(ARGS)
+
+test-fast: $(STAMP) ## The suites without the slow tier (e2e, soak), without lint: the edit loop
+	$(BIN)/pytest -m "not slow" $(ARGS)
 
 unit: $(STAMP) ## Unit tests only
 	$(BIN)/pytest tests/unit $(ARGS)

@@ -12,8 +12,19 @@ import pytest
 import requests
 
 from local.emulator import Emulator
+from tests.support.emulator import EMULATOR_TOKEN
 
-EMULATOR_TOKEN = "test-token"  # a fixed token, valid only for the local emulator
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every end-to-end test runs the whole local world, so it must say it is slow, or
+    `make test-fast` (``-m "not slow"``) would quietly grow by minutes."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if item.nodeid.startswith("tests/e2e/") and item.get_closest_marker("slow") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(f"tests/e2e tests without @pytest.mark.slow: {unmarked}")
 
 
 @pytest.fixture(scope="session")

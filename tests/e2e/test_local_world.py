@@ -1,6 +1,6 @@
 """The whole loop on one machine: emulator + moto (from template.yaml) + the real handlers +
-a simulated Fargate. Given the demo workload, the run ends with DESIGN.md's invariants
-intact and each hard case handled as a user would expect."""
+a simulated Fargate. Given the demo workload, the run ends with the invariants of
+docs/design.md intact and each hard case handled as a user would expect."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import pytest
 
 from local.report import write
 from local.world import JobOutcome, World, WorldOptions, WorldReport
+
+# The whole local world: `make test-fast` skips it (slow); `make test` and CI run it.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from local.soak import figures, print_figures
 from local.world import World, WorldOptions
 
 SEED = 20261128
-pytestmark = pytest.mark.timeout(300)
+# Minutes, not seconds: `make test-fast` skips it (slow); `make test` and CI run it.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.template.conftest import ROOT, lint, translate
+from local.template import ROOT, translate
+from tests.support.template import lint
 
 
 def _of_type(cfn: dict[str, Any], type_name: str) -> dict[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ from fargate_stack.errors import (
     PermanentError,
     TransientError,
 )
-from tests.integration.conftest import MotoEcs, launch_config
+from tests.support.aws import MotoEcs, launch_config
 
 JOB = "01890f2c-5b5e-4d7e-9a51-0e4c1f0b9a77"
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fargate_stack.observability import metrics
-from tests.integration.handlers.conftest import Stack, sqs_event
+from tests.support.deployed import DeployedStack, sqs_event
 
 junk = st.one_of(
     st.text(max_size=200),
@@ -27,7 +27,7 @@ junk = st.one_of(
 )
 @given(bodies=st.lists(junk, min_size=1, max_size=10))
 def test_random_launch_bodies_all_fail_alone_and_are_kept(
-    stack: Stack,
+    deployed: DeployedStack,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
     bodies: list[str],
@@ -41,11 +41,11 @@ def test_random_launch_bodies_all_fail_alone_and_are_kept(
     ]
     event = sqs_event(messages, "arn:aws:sqs:us-east-1:123456789012:launch")
 
-    response = stack.invoke("launcher", event)
+    response = deployed.invoke("launcher", event)
 
     failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
     assert failed == {m["MessageId"] for m in messages}
-    assert stack.tasks() == []
+    assert deployed.tasks() == []
     rejected = [r for r in caplog.records if "launch message rejected" in r.getMessage()]
     assert len(rejected) == len(messages)
     out = capsys.readouterr().out

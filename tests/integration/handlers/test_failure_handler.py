@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.integration.handlers.conftest import Loader, Stack, sqs_event
+from tests.support.deployed import DeployedStack, Loader, sqs_event
 
 
 def stopped(sample: Loader, name: str, job: str) -> dict[str, Any]:
@@ -16,56 +16,60 @@ def stopped(sample: Loader, name: str, job: str) -> dict[str, Any]:
 
 
 def test_a_reserved_job_whose_image_cannot_be_pulled_is_failed_back(
-    stack: Stack, sample: Loader
+    deployed: DeployedStack, sample: Loader
 ) -> None:
-    stack.register()
-    job = stack.create_job()
-    stack.reserve(job)
+    deployed.register()
+    job = deployed.create_job()
+    deployed.reserve(job)
 
-    decision = stack.invoke("failure_handler", stopped(sample, "task-stopped-image-pull.json", job))
+    decision = deployed.invoke(
+        "failure_handler", stopped(sample, "task-stopped-image-pull.json", job)
+    )
 
     assert decision == {"job_uuid": job, "failed": True, "reason": "image_pull"}
-    view = stack.job(job)
+    view = deployed.job(job)
     assert view["state"] == "finished"
     assert view["finished_by"] == "stack"
     assert view["exit_status"] == -1
     assert "agent image could not be pulled" in view["finish_detail"]
 
 
-def test_duplicate_events_fail_the_job_once(stack: Stack, sample: Loader) -> None:
-    stack.register()
-    job = stack.create_job()
-    stack.reserve(job)
+def test_duplicate_events_fail_the_job_once(deployed: DeployedStack, sample: Loader) -> None:
+    deployed.register()
+    job = deployed.create_job()
+    deployed.reserve(job)
     event = stopped(sample, "task-stopped-out-of-memory.json", job)
-    assert stack.invoke("failure_handler", event)["failed"] is True
-    again = stack.invoke("failure_handler", event)
+    assert deployed.invoke("failure_handler", event)["failed"] is True
+    again = deployed.invoke("failure_handler", event)
     assert again == {"job_uuid": job, "failed": False, "reason": "agent_took_job"}
-    history = [h["state"] for h in stack.job(job)["history"]]
+    history = [h["state"] for h in deployed.job(job)["history"]]
     assert history.count("finished") == 1
 
 
-def test_a_job_the_agent_took_is_left_alone(stack: Stack, sample: Loader) -> None:
-    stack.register()
-    job = stack.create_job()
-    stack.control("POST", f"jobs/{job}/cancel")
-    decision = stack.invoke("failure_handler", stopped(sample, "task-stopped-agent-exit.json", job))
+def test_a_job_the_agent_took_is_left_alone(deployed: DeployedStack, sample: Loader) -> None:
+    deployed.register()
+    job = deployed.create_job()
+    deployed.control("POST", f"jobs/{job}/cancel")
+    decision = deployed.invoke(
+        "failure_handler", stopped(sample, "task-stopped-agent-exit.json", job)
+    )
     assert decision["failed"] is False
-    assert stack.job(job)["state"] == "canceled"
+    assert deployed.job(job)["state"] == "canceled"
 
 
-def test_exit_27_is_never_failed(stack: Stack, sample: Loader) -> None:
-    stack.register()
-    job = stack.create_job()
-    stack.reserve(job)
+def test_exit_27_is_never_failed(deployed: DeployedStack, sample: Loader) -> None:
+    deployed.register()
+    job = deployed.create_job()
+    deployed.reserve(job)
     event = stopped(sample, "task-stopped-not-acquirable.json", job)
-    assert stack.invoke("failure_handler", event)["reason"] == "job_not_acquirable"
-    assert stack.job(job)["state"] == "reserved"
+    assert deployed.invoke("failure_handler", event)["reason"] == "job_not_acquirable"
+    assert deployed.job(job)["state"] == "reserved"
 
 
-def test_a_dead_lettered_launch_is_failed_back(stack: Stack, sample: Loader) -> None:
-    stack.register()
-    job = stack.create_job()
-    stack.reserve(job)
+def test_a_dead_lettered_launch_is_failed_back(deployed: DeployedStack, sample: Loader) -> None:
+    deployed.register()
+    job = deployed.create_job()
+    deployed.reserve(job)
     record = sample("dlq-record.json")["Records"][0]
     body = json.loads(record["body"])
     body["job_uuid"] = job
@@ -78,16 +82,16 @@ def test_a_dead_lettered_launch_is_failed_back(stack: Stack, sample: Loader) -> 
         "Attributes": {"ApproximateReceiveCount": "5"},
     }
     event = sqs_event([message], record["eventSourceARN"])
-    assert stack.invoke("failure_handler", event) == {"batchItemFailures": []}
-    view = stack.job(job)
+    assert deployed.invoke("failure_handler", event) == {"batchItemFailures": []}
+    view = deployed.job(job)
     assert view["finished_by"] == "stack"
     assert "after 5 attempts" in view["finish_detail"]
 
 
-def test_unparseable_dlq_records_are_kept(stack: Stack, sample: Loader) -> None:
+def test_unparseable_dlq_records_are_kept(deployed: DeployedStack, sample: Loader) -> None:
     bad = sample("launcher-batch.json")["Records"][2]
     event = {"Records": [bad]}
-    response = stack.invoke("failure_handler", event)
+    response = deployed.invoke("failure_handler", event)
     assert response == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
 
 
@@ -102,37 +106,39 @@ def retry_batch(sample: Loader, job: str) -> dict[str, Any]:
     return event
 
 
-def test_a_stop_event_it_failed_on_is_retried_from_the_queue(stack: Stack, sample: Loader) -> None:
+def test_a_stop_event_it_failed_on_is_retried_from_the_queue(
+    deployed: DeployedStack, sample: Loader
+) -> None:
     """Given Buildkite was down for every try of a stop event (Lambda's on-failure record),
     when the retry queue delivers it with Buildkite back, then the job is failed back."""
-    stack.register()
-    job = stack.create_job()
-    stack.reserve(job)
+    deployed.register()
+    job = deployed.create_job()
+    deployed.reserve(job)
     event = retry_batch(sample, job)
 
-    response = stack.invoke("failure_handler", event)
+    response = deployed.invoke("failure_handler", event)
 
     assert response == {"batchItemFailures": []}
-    view = stack.job(job)
+    view = deployed.job(job)
     assert view["finished_by"] == "stack"
     assert "agent image could not be pulled" in view["finish_detail"]  # the first record
 
 
 def test_while_buildkite_is_down_the_retried_events_stay_on_the_queue(
-    stack: Stack, sample: Loader
+    deployed: DeployedStack, sample: Loader
 ) -> None:
-    stack.register()
-    job = stack.create_job()
-    stack.reserve(job)
+    deployed.register()
+    job = deployed.create_job()
+    deployed.reserve(job)
     event = retry_batch(sample, job)
-    stack.control(
+    deployed.control(
         "POST",
         "faults",
         {"endpoint": "batch-load-job-states", "kind": "status", "status": 503, "count": 50},
     )
 
-    response = stack.invoke("failure_handler", event)
+    response = deployed.invoke("failure_handler", event)
 
     ids = [{"itemIdentifier": r["messageId"]} for r in event["Records"]]
     assert response == {"batchItemFailures": ids}
-    assert stack.job(job)["state"] == "reserved"
+    assert deployed.job(job)["state"] == "reserved"

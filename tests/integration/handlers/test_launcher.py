@@ -9,29 +9,31 @@ import pytest
 from moto.core.responses import ActionResult
 from moto.ecs.responses import EC2ContainerServiceResponse
 
-from tests.integration.handlers.conftest import STACK_KEY, Loader, Stack, sqs_event
+from tests.support.deployed import STACK_KEY, DeployedStack, Loader, sqs_event
 
 SPOT_FULL = "Capacity is unavailable at this time. Please try again later"
 
 
-def enqueue(stack: Stack, sample: Loader, *job_ids: str) -> dict[str, object]:
-    stack.invoke("poller", sample("poller-tick.json"), timeout=2.5)
-    messages = stack.receive("LaunchQueue")
+def enqueue(deployed: DeployedStack, sample: Loader, *job_ids: str) -> dict[str, object]:
+    deployed.invoke("poller", sample("poller-tick.json"), timeout=2.5)
+    messages = deployed.receive("LaunchQueue")
     assert len(messages) == len(job_ids)
     arn = boto3.client("sqs").get_queue_attributes(
-        QueueUrl=stack.queue_url("LaunchQueue"), AttributeNames=["QueueArn"]
+        QueueUrl=deployed.queue_url("LaunchQueue"), AttributeNames=["QueueArn"]
     )["Attributes"]["QueueArn"]
     return sqs_event(messages, arn)
 
 
-def test_one_task_per_job_with_the_specified_parameters(stack: Stack, sample: Loader) -> None:
-    job = stack.create_job(env={"BUILDKITE_PIPELINE_SLUG": "app", "BUILDKITE_BUILD_NUMBER": "7"})
-    event = enqueue(stack, sample, job)
+def test_one_task_per_job_with_the_specified_parameters(
+    deployed: DeployedStack, sample: Loader
+) -> None:
+    job = deployed.create_job(env={"BUILDKITE_PIPELINE_SLUG": "app", "BUILDKITE_BUILD_NUMBER": "7"})
+    event = enqueue(deployed, sample, job)
 
-    response = stack.invoke("launcher", event)
+    response = deployed.invoke("launcher", event)
 
     assert response == {"batchItemFailures": []}
-    (task,) = stack.tasks()
+    (task,) = deployed.tasks()
     assert task["startedBy"] == STACK_KEY
     assert task["group"] == f"buildkite-job:{job}"
     (container,) = task["overrides"]["containerOverrides"]
@@ -41,67 +43,73 @@ def test_one_task_per_job_with_the_specified_parameters(stack: Stack, sample: Lo
     tags = {t["key"]: t["value"] for t in task["tags"]}
     assert tags["buildkite:job"] == job
     assert tags["buildkite:pipeline"] == "app"
-    notes = stack.job(job)["notifications"]
+    notes = deployed.job(job)["notifications"]
     assert len(notes) == 1
     assert notes[0]["detail"].startswith("Fargate task ")
     assert "1024 CPU units / 2048 MiB, spot" in notes[0]["detail"]
 
 
-def test_redelivery_and_duplicates_start_no_second_task(stack: Stack, sample: Loader) -> None:
-    job = stack.create_job()
-    event = enqueue(stack, sample, job)
-    stack.invoke("launcher", event)
+def test_redelivery_and_duplicates_start_no_second_task(
+    deployed: DeployedStack, sample: Loader
+) -> None:
+    job = deployed.create_job()
+    event = enqueue(deployed, sample, job)
+    deployed.invoke("launcher", event)
     # The same batch again (SQS at-least-once), then as a redelivery (receive count 2).
-    stack.invoke("launcher", event)
+    deployed.invoke("launcher", event)
     for record in event["Records"]:  # type: ignore[attr-defined]
         record["attributes"]["ApproximateReceiveCount"] = "2"
-    stack.invoke("launcher", event)
-    assert len(stack.tasks()) == 1
+    deployed.invoke("launcher", event)
+    assert len(deployed.tasks()) == 1
 
 
-def test_a_bad_body_fails_alone(stack: Stack, sample: Loader) -> None:
-    job = stack.create_job()
-    event = enqueue(stack, sample, job)
+def test_a_bad_body_fails_alone(deployed: DeployedStack, sample: Loader) -> None:
+    job = deployed.create_job()
+    event = enqueue(deployed, sample, job)
     bad = sample("launcher-batch.json")["Records"][2]
     event["Records"].append(bad)  # type: ignore[attr-defined]
-    response = stack.invoke("launcher", event)
+    response = deployed.invoke("launcher", event)
     assert response == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
-    assert len(stack.tasks()) == 1
+    assert len(deployed.tasks()) == 1
 
 
-def test_a_size_the_stack_does_not_allow_is_failed_back(stack: Stack, sample: Loader) -> None:
-    job = stack.create_job(agent_query_rules=["queue=fargate", "os=linux", "memory=8192"])
-    event = enqueue(stack, sample, job)
-    response = stack.invoke("launcher", event)
+def test_a_size_the_stack_does_not_allow_is_failed_back(
+    deployed: DeployedStack, sample: Loader
+) -> None:
+    job = deployed.create_job(agent_query_rules=["queue=fargate", "os=linux", "memory=8192"])
+    event = enqueue(deployed, sample, job)
+    response = deployed.invoke("launcher", event)
     assert response == {"batchItemFailures": []}
-    assert stack.tasks() == []
-    view = stack.job(job)
+    assert deployed.tasks() == []
+    view = deployed.job(job)
     assert view["state"] == "finished"
     assert view["finished_by"] == "stack"
     assert view["exit_status"] == -1
     assert "does not allow jobs to choose their size" in view["finish_detail"]
 
 
-def test_a_buildkite_outage_leaves_the_record_for_retry(stack: Stack, sample: Loader) -> None:
-    job = stack.create_job()
-    event = enqueue(stack, sample, job)
-    stack.control(
+def test_a_buildkite_outage_leaves_the_record_for_retry(
+    deployed: DeployedStack, sample: Loader
+) -> None:
+    job = deployed.create_job()
+    event = enqueue(deployed, sample, job)
+    deployed.control(
         "POST", "faults", {"endpoint": "show-job", "kind": "status", "status": 503, "count": 10}
     )
-    response = stack.invoke("launcher", event)
+    response = deployed.invoke("launcher", event)
     (message_id,) = [r["messageId"] for r in event["Records"]]  # type: ignore[attr-defined]
     assert response == {"batchItemFailures": [{"itemIdentifier": message_id}]}
-    assert stack.tasks() == []
-    stack.control("DELETE", "faults")
-    assert stack.invoke("launcher", event) == {"batchItemFailures": []}
-    assert len(stack.tasks()) == 1
+    assert deployed.tasks() == []
+    deployed.control("DELETE", "faults")
+    assert deployed.invoke("launcher", event) == {"batchItemFailures": []}
+    assert len(deployed.tasks()) == 1
 
 
-def forget_launches(stack: Stack) -> None:
+def forget_launches(deployed: DeployedStack) -> None:
     """What a crash between RunTask and the ledger's save leaves: no launch record (an
     in-progress record past its deadline counts as none); fallback marks stay."""
     dynamodb = boto3.client("dynamodb")
-    table = stack.aws.id_of("LaunchLedger")
+    table = deployed.aws.id_of("LaunchLedger")
     for item in dynamodb.scan(TableName=table)["Items"]:
         if not item["id"]["S"].startswith("fallback#"):
             dynamodb.delete_item(TableName=table, Key={"id": item["id"]})
@@ -114,24 +122,24 @@ def redelivered(event: dict[str, object]) -> dict[str, object]:
 
 
 def test_given_a_crash_after_run_task_when_redelivered_then_no_second_task(
-    stack: Stack, sample: Loader
+    deployed: DeployedStack, sample: Loader
 ) -> None:
-    job = stack.create_job()
-    event = enqueue(stack, sample, job)
-    stack.invoke("launcher", event)
-    forget_launches(stack)
+    job = deployed.create_job()
+    event = enqueue(deployed, sample, job)
+    deployed.invoke("launcher", event)
+    forget_launches(deployed)
 
-    response = stack.invoke("launcher", redelivered(event))
+    response = deployed.invoke("launcher", redelivered(event))
 
     assert response == {"batchItemFailures": []}
-    assert len(stack.tasks()) == 1  # ECS's client token answered the first task
+    assert len(deployed.tasks()) == 1  # ECS's client token answered the first task
 
 
 def test_given_a_crash_after_the_on_demand_fallback_when_redelivered_then_no_spot_task(
-    stack: Stack, sample: Loader, monkeypatch: pytest.MonkeyPatch
+    deployed: DeployedStack, sample: Loader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job = stack.create_job()
-    event = enqueue(stack, sample, job)
+    job = deployed.create_job()
+    event = enqueue(deployed, sample, job)
     spot_full = {"left": 1}
     run_task = EC2ContainerServiceResponse.run_task
 
@@ -143,11 +151,11 @@ def test_given_a_crash_after_the_on_demand_fallback_when_redelivered_then_no_spo
         return run_task(self)
 
     monkeypatch.setattr(EC2ContainerServiceResponse, "run_task", no_spot_once)
-    stack.invoke("launcher", event)  # Spot refused, on-demand started
-    forget_launches(stack)
+    deployed.invoke("launcher", event)  # Spot refused, on-demand started
+    forget_launches(deployed)
 
-    response = stack.invoke("launcher", redelivered(event))  # Spot has room now
+    response = deployed.invoke("launcher", redelivered(event))  # Spot has room now
 
     assert response == {"batchItemFailures": []}
-    (task,) = stack.tasks()
+    (task,) = deployed.tasks()
     assert task["capacityProviderName"] == "FARGATE"

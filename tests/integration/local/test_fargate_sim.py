@@ -12,8 +12,8 @@ from fargate_stack.domain.launch import Capacity, build_launch_spec
 from fargate_stack.intake import parse_task_state_change
 from local.emulator import Emulator
 from local.fargate import Failure, FargateTiming, SimulatedAgent, SimulatedFargate, wait_until
-from tests.conftest import EMULATOR_TOKEN
-from tests.integration.conftest import MotoEcs, launch_config
+from tests.support.aws import MotoEcs, launch_config
+from tests.support.emulator import EMULATOR_TOKEN
 
 FAST = FargateTiming(provisioning_seconds=0.0, pending_seconds=0.0, command_timeout_seconds=10)
 

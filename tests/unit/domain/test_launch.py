@@ -20,7 +20,7 @@ from fargate_stack.domain.launch import (
     client_token,
 )
 from fargate_stack.domain.rules import LAUNCH_OPTION_KEYS
-from tests.launch_config import launch_config
+from tests.support.launch_config import launch_config
 
 JOB = "01890f2c-5b5e-4d7e-9a51-0e4c1f0b9a77"
 CONFIG = launch_config(

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from tests.unit.emulator.conftest import Api
+from tests.support.emulator import Api
 
 # ------------------------------------------------------------------------- control
 
@@ -68,19 +68,19 @@ def test_clock_advances_and_resets(api: Api):
     assert api.control("GET", "clock")["offset_seconds"] == 0
 
 
-def test_reset_forgets_everything(stack: Api):
-    stack.jobs({"queue_key": "q"})
-    stack.control("POST", "faults", {"endpoint": "show-job", "kind": "status"})
-    stack.control("POST", "rate-limits", {"enabled": False})
-    stack.scheduled()
-    response = stack.http.post(stack.emu.control_url + "reset", timeout=5)
+def test_reset_forgets_everything(registered_api: Api):
+    registered_api.jobs({"queue_key": "q"})
+    registered_api.control("POST", "faults", {"endpoint": "show-job", "kind": "status"})
+    registered_api.control("POST", "rate-limits", {"enabled": False})
+    registered_api.scheduled()
+    response = registered_api.http.post(registered_api.emu.control_url + "reset", timeout=5)
     assert response.status_code == 204
-    assert stack.control("GET", "jobs") == {"jobs": []}
-    assert stack.control("GET", "faults") == {"faults": []}
-    assert stack.control("GET", "stacks") == {"stacks": []}
-    assert stack.calls() == []
-    assert stack.control("GET", "rate-limits")["enabled"] is True
-    assert stack.scheduled().status_code == 404  # the stack is gone too
+    assert registered_api.control("GET", "jobs") == {"jobs": []}
+    assert registered_api.control("GET", "faults") == {"faults": []}
+    assert registered_api.control("GET", "stacks") == {"stacks": []}
+    assert registered_api.calls() == []
+    assert registered_api.control("GET", "rate-limits")["enabled"] is True
+    assert registered_api.scheduled().status_code == 404  # the stack is gone too
 
 
 # -------------------------------------------------------------------------- faults
@@ -91,23 +91,28 @@ def _fault(api: Api, **spec: object) -> str:
     return fault_id
 
 
-def test_status_fault_applies_count_times_with_body_and_retry_after(stack: Api):
+def test_status_fault_applies_count_times_with_body_and_retry_after(registered_api: Api):
     _fault(
-        stack, endpoint="list-scheduled-jobs", kind="status", status=503, count=2, retry_after="3"
+        registered_api,
+        endpoint="list-scheduled-jobs",
+        kind="status",
+        status=503,
+        count=2,
+        retry_after="3",
     )
     for _ in range(2):
-        response = stack.scheduled()
+        response = registered_api.scheduled()
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "3"
         assert response.json()["message"]
         assert response.headers["RateLimit-Scope"] == "list-scheduled-jobs"
-    assert stack.scheduled().status_code == 200
+    assert registered_api.scheduled().status_code == 200
 
 
-def test_status_fault_with_a_raw_body_and_method_and_stack_filters(stack: Api):
-    stack.register(key="stack-b")
+def test_status_fault_with_a_raw_body_and_method_and_stack_filters(registered_api: Api):
+    registered_api.register(key="stack-b")
     _fault(
-        stack,
+        registered_api,
         endpoint="*",
         kind="status",
         status=500,
@@ -115,20 +120,24 @@ def test_status_fault_with_a_raw_body_and_method_and_stack_filters(stack: Api):
         method="GET",
         stack_key="stack-b",
     )
-    assert stack.scheduled().status_code == 200  # other stack
-    assert stack.reserve([], key="stack-b").status_code == 200  # other method
-    response = stack.scheduled("stack-b")
+    assert registered_api.scheduled().status_code == 200  # other stack
+    assert registered_api.reserve([], key="stack-b").status_code == 200  # other method
+    response = registered_api.scheduled("stack-b")
     assert (response.status_code, response.text) == (500, "oops")
 
 
-def test_one_fault_can_be_ended_early_and_says_what_was_left(stack: Api):
+def test_one_fault_can_be_ended_early_and_says_what_was_left(registered_api: Api):
     """An outage that ends by time: the chaos soak removes its faults when it is over."""
-    outage = _fault(stack, endpoint="list-scheduled-jobs", kind="status", status=503, count=100)
-    assert stack.scheduled().status_code == 503
-    left = stack.control("DELETE", f"faults/{outage}")
+    outage = _fault(
+        registered_api, endpoint="list-scheduled-jobs", kind="status", status=503, count=100
+    )
+    assert registered_api.scheduled().status_code == 503
+    left = registered_api.control("DELETE", f"faults/{outage}")
     assert left["count"] == 99
-    assert stack.scheduled().status_code == 200
-    gone = stack.http.delete(stack.emu.control_url + f"faults/{outage}", timeout=5)
+    assert registered_api.scheduled().status_code == 200
+    gone = registered_api.http.delete(
+        registered_api.emu.control_url + f"faults/{outage}", timeout=5
+    )
     assert gone.status_code == 404
 
 
@@ -138,33 +147,33 @@ def test_faults_apply_before_auth(api: Api):
     assert api.register().status_code == 429
 
 
-def test_latency_fault_delays_then_answers(stack: Api):
-    _fault(stack, endpoint="show-job", kind="latency", seconds=0.3)
-    (job,) = stack.jobs({"queue_key": "q"})
+def test_latency_fault_delays_then_answers(registered_api: Api):
+    _fault(registered_api, endpoint="show-job", kind="latency", seconds=0.3)
+    (job,) = registered_api.jobs({"queue_key": "q"})
     started = time.perf_counter()
-    response = stack.call("GET", f"stacks/stack-a/jobs/{job}")
+    response = registered_api.call("GET", f"stacks/stack-a/jobs/{job}")
     assert response.status_code == 200
     assert time.perf_counter() - started >= 0.3
 
 
-def test_malformed_json_fault_processes_the_request_but_mangles_the_body(stack: Api):
-    (job,) = stack.jobs({"queue_key": "q"})
-    _fault(stack, endpoint="batch-reserve", kind="malformed_json")
-    response = stack.reserve([job])
+def test_malformed_json_fault_processes_the_request_but_mangles_the_body(registered_api: Api):
+    (job,) = registered_api.jobs({"queue_key": "q"})
+    _fault(registered_api, endpoint="batch-reserve", kind="malformed_json")
+    response = registered_api.reserve([job])
     assert response.status_code == 200
     with pytest.raises(json.JSONDecodeError):
         json.loads(response.text)
-    assert stack.states([job]) == {job: "reserved"}  # the reservation happened
+    assert registered_api.states([job]) == {job: "reserved"}  # the reservation happened
 
 
-def test_drop_fault_closes_the_connection_without_an_answer(stack: Api):
-    (job,) = stack.jobs({"queue_key": "q"})
-    _fault(stack, endpoint="batch-reserve", kind="drop")
+def test_drop_fault_closes_the_connection_without_an_answer(registered_api: Api):
+    (job,) = registered_api.jobs({"queue_key": "q"})
+    _fault(registered_api, endpoint="batch-reserve", kind="drop")
     with pytest.raises(requests.ConnectionError):
-        stack.reserve([job])
-    assert stack.states([job]) == {job: "scheduled"}  # dropped before handling
-    assert stack.reserve([job]).status_code == 200
-    dropped = [c for c in stack.calls() if c["endpoint"] == "batch-reserve"]
+        registered_api.reserve([job])
+    assert registered_api.states([job]) == {job: "scheduled"}  # dropped before handling
+    assert registered_api.reserve([job]).status_code == 200
+    dropped = [c for c in registered_api.calls() if c["endpoint"] == "batch-reserve"]
     assert [(c["status"], c["fault"]) for c in dropped] == [(0, "drop"), (200, None)]
 
 
@@ -183,8 +192,8 @@ def test_bad_fault_specs_are_400(api: Api):
 # --------------------------------------------------------------------- rate limits
 
 
-def test_eleventh_list_call_in_a_second_is_429_with_the_documented_body(stack: Api):
-    responses = [stack.scheduled() for _ in range(11)]
+def test_eleventh_list_call_in_a_second_is_429_with_the_documented_body(registered_api: Api):
+    responses = [registered_api.scheduled() for _ in range(11)]
     for response in responses:
         for header in (
             "RateLimit-Scope",
@@ -210,43 +219,43 @@ def test_eleventh_list_call_in_a_second_is_429_with_the_documented_body(stack: A
     assert limited.headers["Retry-After"] == "1"
     assert limited.headers["RateLimit-Remaining"] == "0"
     # windows are per stack and per scope
-    stack.register(key="stack-b")
-    assert stack.scheduled("stack-b").status_code == 200
-    assert stack.reserve([]).status_code == 200
+    registered_api.register(key="stack-b")
+    assert registered_api.scheduled("stack-b").status_code == 200
+    assert registered_api.reserve([]).status_code == 200
     # waiting out the window lets calls through again (advancing the clock ages it too)
-    stack.advance(1.0)
-    assert stack.scheduled().status_code == 200
+    registered_api.advance(1.0)
+    assert registered_api.scheduled().status_code == 200
 
 
-def test_rate_limits_can_be_changed_and_disabled(stack: Api):
-    settings = stack.control("POST", "rate-limits", {"limits": {"list-scheduled-jobs": 2}})
+def test_rate_limits_can_be_changed_and_disabled(registered_api: Api):
+    settings = registered_api.control("POST", "rate-limits", {"limits": {"list-scheduled-jobs": 2}})
     assert settings["limits"]["list-scheduled-jobs"] == 2
-    assert [stack.scheduled().status_code for _ in range(3)] == [200, 200, 429]
-    stack.control("POST", "rate-limits", {"enabled": False})
-    assert stack.scheduled().status_code == 200
-    assert stack.scheduled().headers["RateLimit-Limit"] == "2"
-    bad = stack.http.post(
-        stack.emu.control_url + "rate-limits", json={"limits": {"nope": 1}}, timeout=5
+    assert [registered_api.scheduled().status_code for _ in range(3)] == [200, 200, 429]
+    registered_api.control("POST", "rate-limits", {"enabled": False})
+    assert registered_api.scheduled().status_code == 200
+    assert registered_api.scheduled().headers["RateLimit-Limit"] == "2"
+    bad = registered_api.http.post(
+        registered_api.emu.control_url + "rate-limits", json={"limits": {"nope": 1}}, timeout=5
     )
     assert bad.status_code == 400
 
 
-def test_agent_endpoints_are_unlimited_unless_configured(stack: Api):
-    response = stack.call("GET", "token")
+def test_agent_endpoints_are_unlimited_unless_configured(registered_api: Api):
+    response = registered_api.call("GET", "token")
     assert "RateLimit-Scope" not in response.headers
-    stack.control("POST", "rate-limits", {"limits": {"agent-token": 1}})
-    assert [stack.call("GET", "token").status_code for _ in range(2)] == [200, 429]
+    registered_api.control("POST", "rate-limits", {"limits": {"agent-token": 1}})
+    assert [registered_api.call("GET", "token").status_code for _ in range(2)] == [200, 429]
 
 
 # ------------------------------------------------------------------------ call log
 
 
-def test_call_log_records_each_api_call(stack: Api):
-    (job,) = stack.jobs({"queue_key": "q"})
-    stack.scheduled(limit=5)
-    stack.reserve([job])
-    stack.call("POST", "stacks/stack-a/jobs/get-states", json={"job_uuids": [job]})
-    calls = stack.calls()
+def test_call_log_records_each_api_call(registered_api: Api):
+    (job,) = registered_api.jobs({"queue_key": "q"})
+    registered_api.scheduled(limit=5)
+    registered_api.reserve([job])
+    registered_api.call("POST", "stacks/stack-a/jobs/get-states", json={"job_uuids": [job]})
+    calls = registered_api.calls()
     assert [c["endpoint"] for c in calls] == [
         "register",
         "list-scheduled-jobs",
@@ -264,8 +273,11 @@ def test_call_log_records_each_api_call(stack: Api):
     assert listing["duration_ms"] >= 0
     assert listing["at"].endswith("Z")
     assert calls[0]["stack_key"] == "stack-a"  # register: the key from the body
-    assert [c["index"] for c in stack.calls(since=2)] == [2, 3]
-    assert stack.http.delete(stack.emu.control_url + "calls", timeout=5).status_code == 204
-    assert stack.calls() == []
-    stack.control("GET", "jobs")
-    assert stack.calls() == []  # the control API is never logged
+    assert [c["index"] for c in registered_api.calls(since=2)] == [2, 3]
+    assert (
+        registered_api.http.delete(registered_api.emu.control_url + "calls", timeout=5).status_code
+        == 204
+    )
+    assert registered_api.calls() == []
+    registered_api.control("GET", "jobs")
+    assert registered_api.calls() == []  # the control API is never logged

@@ -19,8 +19,7 @@ from fargate_stack.stacksapi import (
     StacksClient,
     StacksServerError,
 )
-
-from .conftest import Reply, ScriptedServer, Seen
+from tests.support.scripted_server import Reply, ScriptedServer, Seen
 
 STACK = {"id": "s", "key": "my-stack", "cluster_queue_key": "q", "state": "connected"}
 

@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fargate_stack.stacksapi import RetryPolicy, StacksAPIError, StacksClient
-
-from .conftest import Reply, ScriptedServer
+from tests.support.scripted_server import Reply, ScriptedServer
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),

@@ -15,8 +15,7 @@ from fargate_stack.stacksapi import (
     StacksConnectionError,
     StacksResponseError,
 )
-
-from .conftest import TOKEN, Reply, ScriptedServer, Sleeps, fast_policy
+from tests.support.scripted_server import TOKEN, Reply, ScriptedServer, Sleeps, fast_policy
 
 
 def test_repr_and_str_of_the_client_hide_the_token(server: ScriptedServer) -> None:

@@ -20,8 +20,7 @@ from fargate_stack.stacksapi import (
     StacksServerError,
     StacksValidationError,
 )
-
-from .conftest import TOKEN, Reply, ScriptedServer, Sleeps, fast_policy
+from tests.support.scripted_server import TOKEN, Reply, ScriptedServer, Sleeps, fast_policy
 
 JOB = {"id": "j1", "env": {"A": "1"}, "command": "echo hi"}
 

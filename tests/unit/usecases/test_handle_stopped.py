@@ -15,7 +15,7 @@ import pytest
 from fargate_stack.models.ecs import TaskStateChangeEvent
 from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.usecases.handle_stopped import HandleStopped
-from tests.unit.usecases.fakes import T0, FakeStacksApi
+from tests.support.fakes import T0, FakeStacksApi
 
 PUBLISHED = Path(__file__).resolve().parents[3] / "events" / "published"
 STACK = "fargate-prod"

@@ -16,8 +16,7 @@ from fargate_stack.errors import (
 )
 from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.usecases.launch import LaunchJob, LaunchOptions
-from tests.launch_config import launch_config
-from tests.unit.usecases.fakes import (
+from tests.support.fakes import (
     T0,
     FakeClock,
     FakeFallbacks,
@@ -25,6 +24,7 @@ from tests.unit.usecases.fakes import (
     FakeTasks,
     JobData,
 )
+from tests.support.launch_config import launch_config
 
 CONFIG = launch_config()
 

@@ -9,7 +9,7 @@ import pytest
 from fargate_stack.domain.rules import StackTags
 from fargate_stack.errors import TransientError
 from fargate_stack.usecases.poll import PollConfig, PollJobs
-from tests.unit.usecases.fakes import (
+from tests.support.fakes import (
     T0,
     FakeClock,
     FakeLaunchQueue,

@@ -15,7 +15,7 @@ from fargate_stack.errors import (
     TransientError,
 )
 from fargate_stack.usecases.poll import LoopTiming, PollConfig, PollJobs, run_polls
-from tests.unit.usecases.fakes import FakeClock, FakeLaunchQueue, FakeStacksApi, FakeTasks, Page
+from tests.support.fakes import FakeClock, FakeLaunchQueue, FakeStacksApi, FakeTasks, Page
 
 CONFIG = PollConfig(
     stack_key="s",

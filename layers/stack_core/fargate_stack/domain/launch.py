@@ -58,12 +58,20 @@ class CapacityStrategy(StrEnum):
 
 
 class LaunchRejection(StrEnum):
-    """Why a job can never launch as asked; a bounded metric dimension."""
+    """Why a job can never launch as asked: the launch spec's own refusals and ECS refusing
+    the RunTask. One bounded list, the ``reason`` dimension of ``LaunchFailed``."""
 
     SIZE_NOT_ALLOWED = "size_not_allowed"
     INVALID_SIZE = "invalid_task_size"
     TASK_DEFINITION_NOT_ALLOWED = "task_definition_not_allowed"
     OVERRIDES_TOO_LARGE = "overrides_too_large"
+    ECS_REJECTED = "ecs_rejected"
+    # Any other permanent error's reason: the dimension stays bounded whatever it says.
+    OTHER = "other"
+
+    @classmethod
+    def _missing_(cls, value: object) -> LaunchRejection:
+        return cls.OTHER
 
 
 class LaunchRejectedError(ValueError):

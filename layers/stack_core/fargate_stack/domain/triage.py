@@ -37,6 +37,8 @@ class StopReason(StrEnum):
     JOB_NOT_ACQUIRABLE = "job_not_acquirable"
     AGENT_EXITED = "agent_exited"
     UNKNOWN = "unknown"
+    # No task ever ran: the launcher's retries ran out and the record reached its DLQ.
+    LAUNCH_GAVE_UP = "launch_gave_up"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from fargate_stack.domain.task_identity import job_uuid_of_task
-from fargate_stack.domain.triage import triage
+from fargate_stack.domain.triage import StopReason, triage
 from fargate_stack.errors import JobGoneError, PermanentError
 from fargate_stack.models.ecs import TaskStateChangeEvent
 from fargate_stack.models.messages import LaunchMessage
@@ -46,10 +46,6 @@ class Decision:
 
     def as_dict(self) -> dict[str, object]:
         return {"job_uuid": self.job_uuid, "failed": self.failed, "reason": self.reason}
-
-
-class LaunchGaveUp(StrEnum):
-    REASON = "launch_gave_up"
 
 
 class HandleStopped:
@@ -91,9 +87,9 @@ class HandleStopped:
             "attempts (throttling, capacity or an AWS error; the launcher's logs have each "
             "attempt's error)."
         )
-        return self._fail_if_never_taken(str(message.job_uuid), detail, LaunchGaveUp.REASON)
+        return self._fail_if_never_taken(str(message.job_uuid), detail, StopReason.LAUNCH_GAVE_UP)
 
-    def _fail_if_never_taken(self, job_uuid: str, detail: str, reason: StrEnum) -> Decision:
+    def _fail_if_never_taken(self, job_uuid: str, detail: str, reason: StopReason) -> Decision:
         states = self._api.get_job_states(stack_key=self._stack_key, job_uuids=[job_uuid])
         state = states.states.get(job_uuid)
         if state is None:

@@ -25,6 +25,7 @@ from fargate_stack.domain.launch import (
     CapacityStrategy,
     LaunchConfig,
     LaunchRejectedError,
+    LaunchRejection,
     LaunchSpec,
     build_launch_spec,
 )
@@ -125,18 +126,18 @@ class LaunchJob:
             return {"outcome": LaunchOutcome.JOB_GONE}
         try:
             capacity = self._first_capacity(message, redelivered=redelivered)
-            first = self._spec(message, dict(job.env), capacity)
+            first = self._launch_spec(message, dict(job.env), capacity)
             sent_at = self._clock.now()
             task, spec = self._run(message, dict(job.env), first)
         except LaunchRejectedError as exc:
             return self._fail_back(job_uuid, exc.detail, exc.reason)
         except AlreadyLaunchedError as exc:
-            return self._already(exc.task_arn or "unknown")
+            return self._already_launched(exc.task_arn or "unknown")
         except PermanentError as exc:
-            return self._fail_back(job_uuid, exc.detail, exc.reason)
+            return self._fail_back(job_uuid, exc.detail, LaunchRejection(exc.reason))
         if task.created_at is not None and task.created_at < sent_at - REPLAY_SLACK:
             # ECS answered with the task an earlier attempt started (same client token).
-            return self._already(task.arn)
+            return self._already_launched(task.arn)
         return self._launched(message, job_uuid, spec, task.arn)
 
     def _first_capacity(self, message: LaunchMessage, *, redelivered: bool) -> Capacity:
@@ -162,7 +163,9 @@ class LaunchJob:
             return fallback
         return first
 
-    def _spec(self, message: LaunchMessage, env: dict[str, str], capacity: Capacity) -> LaunchSpec:
+    def _launch_spec(
+        self, message: LaunchMessage, env: dict[str, str], capacity: Capacity
+    ) -> LaunchSpec:
         return build_launch_spec(
             self._options.config,
             job_uuid=str(message.job_uuid),
@@ -176,7 +179,7 @@ class LaunchJob:
     ) -> tuple[StartedTask, LaunchSpec]:
         """Run the spec; returns the task and the spec that actually ran (after fallback)."""
         try:
-            return self._run_in_time(spec), spec
+            return self._run_unless_out_of_time(spec), spec
         except CapacityUnavailableError:
             fallback = self._options.strategy.fallback(spec.capacity)
             if fallback is None:
@@ -184,11 +187,12 @@ class LaunchJob:
                 raise
             logger.warning("Fargate Spot has no capacity; falling back to on-demand")
             count_by(Metric.LAUNCH_RETRIED, "reason", _Retry.SPOT_FALLBACK)
-            on_demand = self._spec(message, env, fallback)
+            on_demand = self._launch_spec(message, env, fallback)
             self._fallbacks.record_fallback(str(message.job_uuid))
-            return self._run_in_time(on_demand), on_demand
+            return self._run_unless_out_of_time(on_demand), on_demand
 
-    def _run_in_time(self, spec: LaunchSpec) -> StartedTask:
+    def _run_unless_out_of_time(self, spec: LaunchSpec) -> StartedTask:
+        """RunTask, unless too little of the invocation is left for the ledger to guard it."""
         left = self._time_left() if self._time_left else None
         if left is not None and left < self._options.run_task_margin_seconds:
             count_by(Metric.LAUNCH_RETRIED, "reason", _Retry.NO_TIME_LEFT)
@@ -221,12 +225,12 @@ class LaunchJob:
         self._notify(job_uuid, f"Fargate task {task_id} starting, {ran.describe()}")
         return {"outcome": LaunchOutcome.LAUNCHED, "task_arn": task_arn}
 
-    def _already(self, task_arn: str) -> dict[str, str]:
+    def _already_launched(self, task_arn: str) -> dict[str, str]:
         logger.info("job already has a task; not launching another", extra={"task_arn": task_arn})
         count(Metric.LAUNCHES_DUPLICATE)
         return {"outcome": LaunchOutcome.ALREADY_LAUNCHED, "task_arn": task_arn}
 
-    def _fail_back(self, job_uuid: str, detail: str, reason: str) -> dict[str, str]:
+    def _fail_back(self, job_uuid: str, detail: str, reason: LaunchRejection) -> dict[str, str]:
         cfg = self._options.config
         logger.warning(
             "job cannot be launched; failing it back to Buildkite",
@@ -238,8 +242,8 @@ class LaunchJob:
             detail=f"Buildkite Fargate Stack could not launch this job: {detail}",
             exit_status=-1,
         )
-        count_by(Metric.LAUNCH_FAILED, "reason", _Reason(reason))
-        return {"outcome": LaunchOutcome.FAILED_BACK, "reason": reason}
+        count_by(Metric.LAUNCH_FAILED, "reason", reason)
+        return {"outcome": LaunchOutcome.FAILED_BACK, "reason": str(reason)}
 
     def _notify(self, job_uuid: str, detail: str) -> None:
         self._notes.append({"job_uuid": job_uuid, "detail": detail})
@@ -265,18 +269,3 @@ class _Retry(StrEnum):
     SPOT_FALLBACK = "spot_fallback"
     NO_TIME_LEFT = "no_time_left"
     REPEAT_FALLBACK = "repeat_fallback"  # a later attempt of a job that fell back
-
-
-class _Reason(StrEnum):
-    """Bounded launch failure reasons (LaunchRejection values plus ECS refusals)."""
-
-    SIZE_NOT_ALLOWED = "size_not_allowed"
-    INVALID_SIZE = "invalid_task_size"
-    TASK_DEFINITION_NOT_ALLOWED = "task_definition_not_allowed"
-    OVERRIDES_TOO_LARGE = "overrides_too_large"
-    ECS_REJECTED = "ecs_rejected"
-    OTHER = "other"
-
-    @classmethod
-    def _missing_(cls, value: object) -> _Reason:
-        return cls.OTHER
