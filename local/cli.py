@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from local.outcome import WorldReport
 from local.report import write
-from local.world import OUT, World, WorldOptions, WorldReport
+from local.world import OUT, World, WorldOptions
 
 
 def parse_args(argv: Sequence[str] | None) -> WorldOptions:

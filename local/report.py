@@ -9,7 +9,7 @@ import html
 from datetime import datetime
 from pathlib import Path
 
-from local.world import JobOutcome, WorldReport
+from local.outcome import JobOutcome, WorldReport
 
 _ROW = 22
 _LEFT = 260

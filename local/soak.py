@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TextIO
 
 from local.chaos import ChaosPlan
-from local.world import AGENT_STATES, OUT, World, WorldOptions, WorldReport
+from local.outcome import AGENT_STATES, WorldReport
+from local.world import OUT, World, WorldOptions
 
 MUST_BE_ZERO = ("lost", "double_launches", "failjob_on_acquired", "dlq_unaccounted")
 

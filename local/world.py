@@ -6,8 +6,10 @@ scheduler would (back to back, each invocation polling until its safety margin),
 launcher and the failure handler through SQS event source mappings, and task-stopped events
 through a real EventBridge rule with the template's own pattern.
 
-At the end the world checks DESIGN.md's invariants against the emulator's job histories and
-moto's tasks, prints a table of every job, and exits non-zero if any invariant broke.
+At the end the world judges the invariants (docs/design.md) from the emulator's job
+histories and the tasks started (local/outcome.py), prints a table of every job, and exits
+non-zero if any invariant broke. The handlers' metrics come from their EMF lines
+(local/emf.py).
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ import random
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -31,6 +33,7 @@ import requests
 from local.aws_world import REGION, AwsWorld, moto_server, provision
 from local.chaos import ChaosDriver, ChaosPlan
 from local.container import LambdaContainer, LocalCrash
+from local.emf import emf_series, emf_totals
 from local.emulator import Emulator
 from local.fargate import Failure, FargateTiming, SimulatedAgent, SimulatedFargate
 from local.lambda_runtime import (
@@ -41,6 +44,7 @@ from local.lambda_runtime import (
     SqsEventSource,
     load_handler,
 )
+from local.outcome import AGENT_STATES, Launch, WorldReport, judge
 
 OUT = Path(__file__).resolve().parent / "out"
 _HTTP_TIMEOUT = 10.0
@@ -49,7 +53,6 @@ STATE_CHECK_SECONDS = 0.5
 # EventsDeadLetterQueue's wait between the failure handler's tries of an event it failed on
 # (its visibility timeout, 360 s deployed), shortened.
 EVENT_RETRY_SECONDS = 5
-AGENT_STATES = frozenset({"assigned", "accepted", "running", "canceling", "timing_out"})
 
 
 @dataclass(frozen=True)
@@ -82,55 +85,6 @@ class WorldOptions:
     stacks_faults: tuple[Mapping[str, Any], ...] = ()
     token: str = "bkct_local_0123456789abcdef"  # noqa: S105 - the emulator's own token
     out_dir: Path = OUT
-
-
-@dataclass
-class JobOutcome:
-    id: str
-    label: str
-    priority: int
-    state: str
-    finished_by: str | None
-    exit_status: int | None
-    detail: str | None
-    task: str | None
-    dispatch_ms: float | None
-    history: list[dict[str, Any]]
-    scheduled_at: str | None = None
-    run_task_at: str | None = None
-
-
-@dataclass
-class WorldReport:
-    jobs: list[JobOutcome]
-    violations: list[str]
-    metrics: dict[str, float]
-    counts: dict[str, int] = field(default_factory=dict)
-    # Calls the handlers made during the run, by operation (not the local plumbing's).
-    aws_calls: dict[str, int] = field(default_factory=dict)
-    stacks_calls: dict[str, int] = field(default_factory=dict)
-    # Client-side round trips of the stack's AWS calls, and the emulator's handling times
-    # of the Stacks API calls, in ms, by operation: the parts of the dispatch floor.
-    aws_latency_ms: dict[str, list[float]] = field(default_factory=dict)
-    stacks_latency_ms: dict[str, list[float]] = field(default_factory=dict)
-    # Counts per second of the run, by metric key (the HTML report's dashboard charts).
-    metric_series: dict[str, dict[int, float]] = field(default_factory=dict)
-    # What the stack sent and was sent, as text, by channel: the secret-leak tests read it.
-    evidence: dict[str, list[str]] = field(default_factory=dict)
-    # Faults injected by kind (the soak's), e.g. "aws.runtask_throttle", "crash.<point>".
-    faults: dict[str, int] = field(default_factory=dict)
-    # botocore's retries inside the stack's AWS calls (e.g. RunTask throttled), by operation.
-    aws_retries: dict[str, int] = field(default_factory=dict)
-    # Wall time spent in each SQS/EventBridge-driven handler over the run.
-    handler_seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def launched(self) -> int:
-        return sum(1 for job in self.jobs if job.task is not None)
-
-    @property
-    def ok(self) -> bool:
-        return not self.violations
 
 
 def workload(opts: WorldOptions) -> list[tuple[str, dict[str, Any]]]:
@@ -593,47 +547,13 @@ class World:
 
     # ------------------------------------------------------------------ verdict
     def _report(self, emu: Emulator, fargate: SimulatedFargate) -> WorldReport:
-        tasks_by_job: dict[str, list[str]] = {}
-        for task in fargate.tasks.values():
-            if task.job_uuid:
-                tasks_by_job.setdefault(task.job_uuid, []).append(task.arn)
-        first_task_at = {t.job_uuid: t.run_task_at for t in fargate.tasks.values() if t.job_uuid}
-        outcomes: list[JobOutcome] = []
-        violations: list[str] = []
-        for job_id, label in self.labels.items():
-            view = self.control(emu, "GET", f"jobs/{job_id}")
-            history = view.get("history", [])
-            seen = {h["state"] for h in history}
-            task_arns = tasks_by_job.get(job_id, [])
-            scheduled_at = _parse_time(view.get("scheduled_at"))
-            dispatch_ms = None
-            if job_id in first_task_at and scheduled_at is not None:
-                dispatch_ms = (first_task_at[job_id] - scheduled_at).total_seconds() * 1000
-            outcomes.append(
-                JobOutcome(
-                    id=job_id,
-                    label=label,
-                    priority=int(view.get("priority") or 0),
-                    state=view["state"],
-                    finished_by=view.get("finished_by"),
-                    exit_status=view.get("exit_status"),
-                    detail=view.get("finish_detail"),
-                    task=task_arns[0].rsplit("/", 1)[-1] if task_arns else None,
-                    dispatch_ms=dispatch_ms,
-                    history=history,
-                    scheduled_at=view.get("scheduled_at"),
-                    run_task_at=first_task_at[job_id].isoformat()
-                    if job_id in first_task_at
-                    else None,
-                )
-            )
-            if view["state"] == "reserved":
-                violations.append(f"lost: {label} ({job_id}) is still reserved")
-            if len(task_arns) > 1:
-                violations.append(f"double launch: {label} ({job_id}) had {len(task_arns)} tasks")
-            if view.get("finished_by") == "stack" and seen & AGENT_STATES:
-                violations.append(f"FailJob on a job the agent took: {label} ({job_id})")
-        return WorldReport(jobs=outcomes, violations=violations, metrics={})
+        views = {job_id: self.control(emu, "GET", f"jobs/{job_id}") for job_id in self.labels}
+        launches = [
+            Launch(job_uuid=task.job_uuid, task_arn=task.arn, run_task_at=task.run_task_at)
+            for task in fargate.tasks.values()
+            if task.job_uuid
+        ]
+        return judge(self.labels, views, launches)
 
 
 @contextlib.contextmanager
@@ -678,67 +598,3 @@ def _messages_left(aws: AwsWorld, logical_id: str) -> int:
 def _url_of(sqs: Any, physical_id: str) -> str:
     name = physical_id.rstrip("/").rsplit("/", 1)[-1]
     return str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
-
-
-def _parse_time(text: str | None) -> Any:
-    from datetime import datetime  # noqa: PLC0415 - only the report needs it
-
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _emf_points(log_path: Path) -> Iterator[tuple[str, int, float, int]]:
-    """(metric key, timestamp ms, sum, samples) for every EMF metric the handlers printed;
-    the key names the bounded dimensions, e.g. ``JobsFailed[image_pull]``, and ends in
-    `` (avg ms)`` for durations."""
-    for line in _lines(log_path):
-        if not line.startswith('{"_aws"'):
-            continue
-        blob = json.loads(line)
-        stamp = int(blob["_aws"]["Timestamp"])
-        for directive in blob["_aws"]["CloudWatchMetrics"]:
-            dims = [
-                d
-                for group in directive["Dimensions"]
-                for d in group
-                if d not in ("service", "stack", "function_name")
-            ]
-            for metric in directive["Metrics"]:
-                name = metric["Name"]
-                values = blob.get(name)
-                total = sum(values) if isinstance(values, list) else float(values or 0)
-                key = name + "".join(f"[{blob[d]}]" for d in dims)
-                if metric.get("Unit") == "Milliseconds":
-                    key += " (avg ms)"
-                yield key, stamp, total, len(values) if isinstance(values, list) else 1
-
-
-def emf_totals(log_path: Path) -> dict[str, float]:
-    """Every EMF metric the handlers printed, as CloudWatch would show it over the run:
-    counts summed, milliseconds averaged (key suffixed ``(avg ms)``)."""
-    totals: dict[str, float] = defaultdict(float)
-    samples: dict[str, int] = defaultdict(int)
-    for key, _, total, n in _emf_points(log_path):
-        totals[key] += total
-        samples[key] += n
-    return {k: v / samples[k] if k.endswith("(avg ms)") else v for k, v in totals.items()}
-
-
-def emf_series(log_path: Path) -> dict[str, dict[int, float]]:
-    """The counts per second of the run (seconds since the first metric), as the
-    dashboard's graphs plot them per period."""
-    points = [(k, stamp, total) for k, stamp, total, _ in _emf_points(log_path)]
-    if not points:
-        return {}
-    first = min(stamp for _, stamp, _ in points)
-    series: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
-    for key, stamp, total in points:
-        if not key.endswith("(avg ms)"):
-            series[key][(stamp - first) // 1000] += total
-    return {k: dict(v) for k, v in series.items()}
-
-
-def _lines(path: Path) -> Iterator[str]:
-    with path.open() as handle:
-        yield from (line.strip() for line in handle)

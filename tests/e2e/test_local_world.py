@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from local.outcome import JobOutcome, WorldReport
 from local.report import write
-from local.world import JobOutcome, World, WorldOptions, WorldReport
+from local.world import World, WorldOptions
 
 # The whole local world: `make test-fast` skips it (slow); `make test` and CI run it.
 pytestmark = pytest.mark.slow

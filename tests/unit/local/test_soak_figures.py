@@ -10,8 +10,8 @@ import pytest
 
 from local.chaos import ChaosPlan
 from local.fargate import Failure
+from local.outcome import JobOutcome, WorldReport
 from local.soak import figures
-from local.world import JobOutcome, WorldReport
 
 
 def job(label: str, state: str, finished_by: str | None = None, detail: str | None = None) -> Any:

@@ -1,0 +1,141 @@
+"""What a local run ends with, and the verdict on the invariants (docs/design.md).
+
+Pure: the emulator's view of every job and the tasks the simulated Fargate started go in,
+the per-job outcomes and the list of broken invariants come out, so the verdict can be
+tested without running a world (tests/unit/local).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# Job states in which an agent holds (or held) the job: the stack must never FailJob it.
+AGENT_STATES = frozenset({"assigned", "accepted", "running", "canceling", "timing_out"})
+
+
+@dataclass
+class JobOutcome:
+    id: str
+    label: str
+    priority: int
+    state: str
+    finished_by: str | None
+    exit_status: int | None
+    detail: str | None
+    task: str | None
+    dispatch_ms: float | None
+    history: list[dict[str, Any]]
+    scheduled_at: str | None = None
+    run_task_at: str | None = None
+
+
+@dataclass
+class WorldReport:
+    jobs: list[JobOutcome]
+    violations: list[str]
+    metrics: dict[str, float]
+    counts: dict[str, int] = field(default_factory=dict)
+    # Calls the handlers made during the run, by operation (not the local plumbing's).
+    aws_calls: dict[str, int] = field(default_factory=dict)
+    stacks_calls: dict[str, int] = field(default_factory=dict)
+    # Client-side round trips of the stack's AWS calls, and the emulator's handling times
+    # of the Stacks API calls, in ms, by operation: the parts of the dispatch floor.
+    aws_latency_ms: dict[str, list[float]] = field(default_factory=dict)
+    stacks_latency_ms: dict[str, list[float]] = field(default_factory=dict)
+    # Counts per second of the run, by metric key (the HTML report's dashboard charts).
+    metric_series: dict[str, dict[int, float]] = field(default_factory=dict)
+    # What the stack sent and was sent, as text, by channel: the secret-leak tests read it.
+    evidence: dict[str, list[str]] = field(default_factory=dict)
+    # Faults injected by kind (the soak's), e.g. "aws.runtask_throttle", "crash.<point>".
+    faults: dict[str, int] = field(default_factory=dict)
+    # botocore's retries inside the stack's AWS calls (e.g. RunTask throttled), by operation.
+    aws_retries: dict[str, int] = field(default_factory=dict)
+    # Wall time spent in each SQS/EventBridge-driven handler over the run.
+    handler_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def launched(self) -> int:
+        return sum(1 for job in self.jobs if job.task is not None)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """One task the simulated Fargate started for a job, and when its RunTask came."""
+
+    job_uuid: str
+    task_arn: str
+    run_task_at: datetime
+
+
+def judge(
+    labels: Mapping[str, str], views: Mapping[str, Mapping[str, Any]], launches: Sequence[Launch]
+) -> WorldReport:
+    """Each job's outcome and every broken invariant: a job left reserved (lost), two tasks
+    for one job (double launch), FailJob on a job an agent took."""
+    tasks_by_job: dict[str, list[str]] = {}
+    first_task_at: dict[str, datetime] = {}
+    for launch in launches:
+        tasks_by_job.setdefault(launch.job_uuid, []).append(launch.task_arn)
+        first_task_at[launch.job_uuid] = launch.run_task_at
+    outcomes: list[JobOutcome] = []
+    violations: list[str] = []
+    for job_id, label in labels.items():
+        view = views[job_id]
+        task_arns = tasks_by_job.get(job_id, [])
+        outcomes.append(_outcome(job_id, label, view, task_arns, first_task_at.get(job_id)))
+        violations += _broken(job_id, label, view, task_arns)
+    return WorldReport(jobs=outcomes, violations=violations, metrics={})
+
+
+def _outcome(
+    job_id: str,
+    label: str,
+    view: Mapping[str, Any],
+    task_arns: Sequence[str],
+    run_task_at: datetime | None,
+) -> JobOutcome:
+    scheduled_at = _parse_time(view.get("scheduled_at"))
+    dispatch_ms = None
+    if run_task_at is not None and scheduled_at is not None:
+        dispatch_ms = (run_task_at - scheduled_at).total_seconds() * 1000
+    return JobOutcome(
+        id=job_id,
+        label=label,
+        priority=int(view.get("priority") or 0),
+        state=view["state"],
+        finished_by=view.get("finished_by"),
+        exit_status=view.get("exit_status"),
+        detail=view.get("finish_detail"),
+        task=task_arns[0].rsplit("/", 1)[-1] if task_arns else None,
+        dispatch_ms=dispatch_ms,
+        history=list(view.get("history", [])),
+        scheduled_at=view.get("scheduled_at"),
+        run_task_at=run_task_at.isoformat() if run_task_at is not None else None,
+    )
+
+
+def _broken(
+    job_id: str, label: str, view: Mapping[str, Any], task_arns: Sequence[str]
+) -> list[str]:
+    seen = {h["state"] for h in view.get("history", [])}
+    broken = []
+    if view["state"] == "reserved":
+        broken.append(f"lost: {label} ({job_id}) is still reserved")
+    if len(task_arns) > 1:
+        broken.append(f"double launch: {label} ({job_id}) had {len(task_arns)} tasks")
+    if view.get("finished_by") == "stack" and seen & AGENT_STATES:
+        broken.append(f"FailJob on a job the agent took: {label} ({job_id})")
+    return broken
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
