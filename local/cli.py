@@ -125,9 +125,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\ninterrupted; everything stopped", file=console)
         return 130
     print_report(report, console)
-    print(f"Handler logs and metrics: {opts.out_dir / 'lambda.log'}", file=console)
-    print(
-        f"Report with a timeline of every job: {write(report, opts.out_dir / 'report.html')}",
-        file=console,
-    )
+    print(f"Handler logs and metrics: {_shown(opts.out_dir / 'lambda.log')}", file=console)
+    html = write(report, opts.out_dir / "report.html")
+    print(f"Report with a timeline of every job: {_shown(html)}", file=console)
     return 0 if report.ok else 1
+
+
+def _shown(path: Path) -> str:
+    """A path as the user can type it from where they ran make: relative when it can be."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
