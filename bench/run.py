@@ -13,12 +13,12 @@
 
 - ``cost``: stack overhead per 1,000 jobs and per idle month (arm64, us-east-1) from the
   durations, calls, log bytes and metric counts of a local-world run, the template's memory
-  and timeouts, and the unit prices of reference aws-facts.md §E.1 (named constants below).
+  and timeouts, and the unit prices of docs/reference/aws.md §E.1 (named constants below).
 
 - ``burst``: 2,000 jobs scheduled at once; time until every one has a RunTask, beside the
-  ceiling the rate limits set: the Stacks API's (reference stacks-api.md §2.1: list and
+  ceiling the rate limits set: the Stacks API's (docs/reference/stacks-api.md §2.1: list and
   reserve 10 calls/s of up to 1,000 jobs, GetJob 1,000 calls/s) and Fargate's task launch
-  rate (aws-facts.md §B.4: burst 100, then 20 a second), which the local world's RunTask
+  rate (docs/reference/aws.md §B.4: burst 100, then 20 a second), which the local world's RunTask
   enforces.
 """
 
@@ -196,7 +196,7 @@ def dispatch_latency(arrivals: int, interval: float, poll_interval: int) -> dict
     }
 
 
-# Rate limits that bound a burst (reference stacks-api.md §2.1, aws-facts.md §B.4).
+# Rate limits that bound a burst (docs/reference/stacks-api.md §2.1, docs/reference/aws.md §B.4).
 LIST_RESERVE_CALLS_PER_SECOND = 10
 JOBS_PER_BATCH_CALL = 1000
 GET_JOB_CALLS_PER_SECOND = 1000
@@ -251,7 +251,7 @@ def burst(jobs: int) -> dict[str, Any]:
     }
 
 
-# Unit prices, us-east-1 (reference aws-facts.md §E.1; third-party quotes of the AWS pricing
+# Unit prices, us-east-1 (docs/reference/aws.md §E.1; third-party quotes of the AWS pricing
 # pages, so UNCONFIRMED until checked against the pricing pages themselves).
 LAMBDA_ARM_GB_SECOND = 0.0000133334
 LAMBDA_REQUEST = 0.20 / 1e6

@@ -3,7 +3,7 @@
 The real template is translated (local.template) and created as a CloudFormation stack in
 moto, so the local world runs against the same queues, table, cluster and task definition
 a deploy creates; there is no second list of resources. Where moto falls short, the gap is
-patched here and named (reference tooling.md §3):
+patched here and named (docs/reference/tooling.md §3):
 
 - moto's RunTask needs a container-level ``memory`` (Fargate sets it per task), so the
   translated task definition gets one equal to the task memory;
@@ -114,7 +114,7 @@ def _speed_up_moto_sqs() -> None:
     SQSBackend.send_message = send_message  # type: ignore[method-assign]
 
 
-# Fargate's task launch rate (aws-facts.md §B.4): a token bucket per account and Region,
+# Fargate's task launch rate (docs/reference/aws.md §B.4): a token bucket per account and Region,
 # burst 100, sustained 20 a second, and RunTask itself at 20 calls a second. The local
 # world's RunTask answers ThrottlingException past it, so a burst meets the real ceiling.
 RUNTASK_RATE_ENV = "LOCAL_RUNTASK_RATE"  # "<per second>/<burst>"; "0/0" turns it off
@@ -266,7 +266,7 @@ def _speed_up_moto_ecs() -> None:
     EC2ContainerServiceBackend.describe_tasks = describe_tasks  # type: ignore[method-assign]
 
 
-# ECS keeps a RunTask client token for 24 hours (aws-facts.md §B.2).
+# ECS keeps a RunTask client token for 24 hours (docs/reference/aws.md §B.2).
 CLIENT_TOKEN_TTL_SECONDS = 24 * 60 * 60
 
 
@@ -274,13 +274,14 @@ def model_ecs_client_tokens() -> None:
     """ECS's RunTask idempotency, which moto lacks (it ignores ``clientToken``): within 24 h
     and per cluster, the same token with the same request answers the first call's tasks
     without starting any; the same token with another request is a ``ConflictException``
-    naming them (aws-facts.md §B.2). Tasks also get a ``createdAt``, which real RunTask
+    naming them (docs/reference/aws.md §B.2). Tasks also get a ``createdAt``, which real RunTask
     answers carry and moto's do not.
 
     A call that started no task (throttled, refused, capacity ``failures``) does not keep
-    its token: whether ECS replays such an answer is UNCONFIRMED (§B.2), and the stack
-    treats it as not kept either way (a fresh attempt). Applied outermost, so an injected
-    fault never answers a replay. Idempotent: applying it twice patches once.
+    its token: whether ECS replays such an answer is UNCONFIRMED
+    (docs/reference/aws.md §B.2), and the stack treats it as not kept either way (a fresh
+    attempt). Applied outermost, so an injected fault never answers a replay. Idempotent:
+    applying it twice patches once.
     """
     from moto.core.exceptions import JsonRESTError  # noqa: PLC0415 - only the local world
     from moto.core.responses import ActionResult  # noqa: PLC0415

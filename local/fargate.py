@@ -3,7 +3,7 @@ PENDING, RUNNING and STOPPED, runs a simulated agent for its job against the emu
 emits ECS Task State Change events in the exact shape AWS sends.
 
 moto starts tasks straight at RUNNING, sends no events and knows nothing of agents
-(reference tooling.md §3), so this module plays ECS for the local world. Failure modes are
+(docs/reference/tooling.md §3), so this module plays ECS for the local world. Failure modes are
 chosen per job by an env var the demo workload sets (``LOCAL_FAILURE``), because a real
 failure (an image that cannot be pulled, a container killed for memory) has no cause the
 simulation could observe otherwise.

@@ -8,8 +8,8 @@
   maxReceiveCount receives, as SQS does.
 - ``EventBridgeBridge``: events go through a real (moto) EventBridge rule with the
   template's own event pattern to an SQS target, so only what the deployed rule would match
-  reaches the failure handler. moto's envelope lacks ``account`` (tooling.md §3); it is
-  restored here.
+  reaches the failure handler. moto's envelope lacks ``account``
+  (docs/reference/tooling.md §3); it is restored here.
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ class SqsEventSource:
 class EventBridgeBridge:
     """Reuses the template's own rule (its event pattern, created by moto's CloudFormation)
     and swaps its Lambda target for an SQS queue: moto answers put_events with a 500 when a
-    matching rule targets a Lambda (tooling.md §3)."""
+    matching rule targets a Lambda (docs/reference/tooling.md §3)."""
 
     def __init__(
         self,

@@ -1,4 +1,6 @@
-"""The slice of the Agent API a `buildkite-agent start --acquire-job` run needs (ref §7).
+"""The slice of the Agent API a `buildkite-agent start --acquire-job` run needs.
+
+Reference: docs/reference/stacks-api.md §7.
 
 Paths and shapes follow buildkite/agent (`api/agents.go`, `api/jobs.go`, `api/chunks.go`,
 `api/heartbeats.go`, `api/pings.go`, `core/client.go`, `agent/job_runner.go`), read at
@@ -93,7 +95,8 @@ class AgentApi:
         )
 
     def token(self, request: Request) -> Response:
-        """`GET token`: who a cluster token belongs to (agent-stack-k8s start-up, ref §6)."""
+        """`GET token`: who a cluster token belongs to (agent-stack-k8s start-up;
+        docs/reference/stacks-api.md §6)."""
         if request.token != self.cluster_token:
             raise UnauthorizedError("Invalid token")
         queue = self.state.queues[self.state.behaviour.default_queue_key]

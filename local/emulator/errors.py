@@ -1,8 +1,8 @@
 """Errors the model raises, each carrying the HTTP status the real API would answer with.
 
 The model has no HTTP in it, but every refusal it makes maps to exactly one documented
-status (reference §1 "Documented error codes"), so the status travels with the error and
-the HTTP layer only has to render `{"message": ...}`.
+status (docs/reference/stacks-api.md §1, "Documented error codes"), so the status travels
+with the error and the HTTP layer only has to render `{"message": ...}`.
 """
 
 from __future__ import annotations

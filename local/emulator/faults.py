@@ -1,4 +1,6 @@
-"""Injected failures, so a client's retry rules (reference §2.3) can be exercised on cue.
+"""Injected failures, so a client's retry rules can be exercised on cue.
+
+Retry rules: docs/reference/stacks-api.md §2.3.
 
 Faults are matched in the order they were added. Latency faults add up and let the request
 carry on; the first matching status, malformed_json or drop fault decides the answer.

@@ -1,4 +1,6 @@
-"""Per (stack key, scope) one-second sliding windows, as the docs describe (reference §2.1).
+"""Per (stack key, scope) one-second sliding windows, as the docs describe.
+
+Reference: docs/reference/stacks-api.md §2.1.
 
 The point is to let a client prove it reads `RateLimit-*` and honours 429/`Retry-After`
 before it meets the real limits. Only admitted requests enter a window, so a client that
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 
 from local.emulator.clock import VirtualClock
 
-WINDOW_SECONDS = 1.0  # reference §2.1: one-second sliding window
+WINDOW_SECONDS = 1.0  # docs/reference/stacks-api.md §2.1: one-second sliding window
 
 
 @dataclass(frozen=True)

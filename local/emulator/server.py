@@ -298,7 +298,8 @@ class Emulator:
 
 
 def _limit_key(request: Request, endpoint: str, stack_key: str | None) -> str:
-    """Stacks API windows are per stack key (ref §2.1); Agent API ones per token."""
+    """Stacks API windows are per stack key (docs/reference/stacks-api.md §2.1); Agent
+    API ones per token."""
     if endpoint in STACKS_ENDPOINTS:
         return stack_key or ""
     return request.token or ""

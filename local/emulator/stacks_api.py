@@ -1,4 +1,4 @@
-"""The Stacks API routes (reference §3), under `/v3/stacks/`.
+"""The Stacks API routes (docs/reference/stacks-api.md §3), under `/v3/stacks/`.
 
 Handlers only check the shape of what arrived (400s) and render what the model answers;
 the rules themselves live in `state.py`.
@@ -181,7 +181,8 @@ def scheduled_page_view(page: ScheduledPage) -> dict[str, Any]:
 
 
 def scheduled_job_view(job: Job) -> dict[str, Any]:
-    """A ScheduledJob: nested objects always present, values may be null (reference §3.3)."""
+    """A ScheduledJob: nested objects always present, values may be null
+    (docs/reference/stacks-api.md §3.3)."""
     return {
         "id": job.id,
         "priority": job.priority,

@@ -36,7 +36,7 @@ from local.emulator.errors import (
     ValidationError,
 )
 
-# Buildkite job states the emulator moves through (reference §3.6).
+# Buildkite job states the emulator moves through (docs/reference/stacks-api.md §3.6).
 SCHEDULED = "scheduled"
 RESERVED = "reserved"
 ACCEPTED = "accepted"
@@ -46,12 +46,12 @@ CANCELING = "canceling"
 CANCELED = "canceled"
 AGENT_HELD = ("assigned", ACCEPTED, RUNNING)
 
-STACK_TYPES = ("kubernetes", "elastic", "custom")  # reference §3.1, §4
-STACK_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")  # reference §1
-STACK_KEY_MAX_BYTES = 80  # reference §1
-METADATA_MAX_KEYS = 100  # reference §3.1
-METADATA_KEY_MAX_CHARS = 64  # reference §3.1
-METADATA_VALUE_MAX_CHARS = 256  # reference §3.1
+STACK_TYPES = ("kubernetes", "elastic", "custom")  # docs/reference/stacks-api.md §3.1, §4
+STACK_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")  # docs/reference/stacks-api.md §1
+STACK_KEY_MAX_BYTES = 80  # docs/reference/stacks-api.md §1
+METADATA_MAX_KEYS = 100  # docs/reference/stacks-api.md §3.1
+METADATA_KEY_MAX_CHARS = 64  # docs/reference/stacks-api.md §3.1
+METADATA_VALUE_MAX_CHARS = 256  # docs/reference/stacks-api.md §3.1
 
 
 @dataclass
@@ -185,7 +185,8 @@ class State:
     # ----------------------------------------------------------------- time and queues
 
     def tick(self) -> datetime:
-        """Now, after returning every expired reservation to `scheduled` (reference §3.4)."""
+        """Now, after returning every expired reservation to `scheduled`
+        (docs/reference/stacks-api.md §3.4)."""
         with self.lock:
             now = self.clock.now()
             for job in self.jobs.values():
@@ -201,7 +202,8 @@ class State:
             return now
 
     def resolve_queue(self, key: str) -> str:
-        """Map the default-queue keywords (reference §8.2) to the default queue's key."""
+        """Map the default-queue keywords (docs/reference/stacks-api.md §8.2) to the default
+        queue's key."""
         return (
             self.behaviour.default_queue_key if key in self.behaviour.default_queue_aliases else key
         )
@@ -335,7 +337,8 @@ class State:
     def register_stack(
         self, *, key: object, type_: object, queue_key: object, metadata: object
     ) -> tuple[Stack, bool]:
-        """Create or update a stack (reference §3.1); returns (stack, created)."""
+        """Create or update a stack (docs/reference/stacks-api.md §3.1); returns (stack,
+        created)."""
         with self.lock:
             now = self.tick()
             valid_key = _validate_stack_key(key)
@@ -386,7 +389,8 @@ class State:
     def list_scheduled(
         self, stack_key: str, queue_key: str, *, limit: int, after: str | None
     ) -> ScheduledPage:
-        """Keyset pagination by (scheduled_at, creation order): not a snapshot (ref §3.3)."""
+        """Keyset pagination by (scheduled_at, creation order): not a snapshot
+        (docs/reference/stacks-api.md §3.3)."""
         with self.lock:
             now = self.tick()
             stack = self.stack(stack_key)
@@ -415,7 +419,8 @@ class State:
     def reserve(
         self, stack_key: str, job_ids: Sequence[str], expiry_seconds: int | None
     ) -> tuple[list[str], list[str]]:
-        """Reserve or extend (reference §3.4); returns (reserved, not_reserved)."""
+        """Reserve or extend (docs/reference/stacks-api.md §3.4); returns (reserved,
+        not_reserved)."""
         with self.lock:
             now = self.tick()
             self.stack(stack_key)
@@ -462,7 +467,8 @@ class State:
             return job
 
     def job_states(self, stack_key: str, job_ids: Iterable[str]) -> dict[str, str]:
-        """Known jobs only; unknown UUIDs are left out (reference §3.6, a choice)."""
+        """Known jobs only; unknown UUIDs are left out (docs/reference/stacks-api.md §3.6, a
+        choice)."""
         with self.lock:
             self.tick()
             self.stack(stack_key)
@@ -477,7 +483,8 @@ class State:
         detail: object,
         signal_reason: str | None,
     ) -> Job:
-        """The stack gives up on (or completed) a job no agent took (reference §3.7)."""
+        """The stack gives up on (or completed) a job no agent took
+        (docs/reference/stacks-api.md §3.7)."""
         with self.lock:
             now = self.tick()
             self.stack(stack_key)
@@ -505,7 +512,7 @@ class State:
             return job
 
     def add_notifications(self, stack_key: str, items: Sequence[object]) -> list[dict[str, Any]]:
-        """Create the valid ones, group the rest by error (reference §3.8)."""
+        """Create the valid ones, group the rest by error (docs/reference/stacks-api.md §3.8)."""
         with self.lock:
             now = self.tick()
             self.stack(stack_key)
@@ -569,7 +576,8 @@ class State:
     def issue_jats(
         self, stack_key: str, job_ids: Sequence[str], lifetime_seconds: int | None
     ) -> tuple[list[AcquisitionToken], list[str]]:
-        """Tokens only for jobs this stack holds reserved (reference §3.9, a choice)."""
+        """Tokens only for jobs this stack holds reserved (docs/reference/stacks-api.md §3.9,
+        a choice)."""
         with self.lock:
             now = self.tick()
             self.stack(stack_key)
@@ -643,7 +651,8 @@ class State:
         return job.state == RESERVED and self.behaviour.acquire_reserved_by_any_stack
 
     def acquire(self, agent: Agent, job_id: str) -> Job:
-        """`PUT jobs/:id/acquire` (reference §7): 200, 422 not eligible, 423 locked."""
+        """`PUT jobs/:id/acquire` (docs/reference/stacks-api.md §7): 200, 422 not eligible,
+        423 locked."""
         with self.lock:
             now = self.tick()
             job = self.job(job_id)
@@ -712,7 +721,8 @@ class State:
 
 
 def default_env(job: Job) -> dict[str, str]:
-    """The BUILDKITE_* basics a stack and an agent read from a job (reference §3.5)."""
+    """The BUILDKITE_* basics a stack and an agent read from a job
+    (docs/reference/stacks-api.md §3.5)."""
     env = {
         "BUILDKITE": "true",
         "CI": "true",

@@ -30,7 +30,8 @@ class Request:
 
     @property
     def segments(self) -> list[str]:
-        """Percent-decoded path segments: clients send `.` as `%2E` (reference §1)."""
+        """Percent-decoded path segments: clients send `.` as `%2E`
+        (docs/reference/stacks-api.md §1)."""
         return [unquote(part) for part in self.path.strip("/").split("/") if part]
 
     def arg(self, name: str) -> str | None:
@@ -92,7 +93,8 @@ def error(status: int, message: str, headers: Mapping[str, str] | None = None) -
 
 
 def uuid_list(body: Mapping[str, Any], name: str, limit: int) -> list[str]:
-    """A batch of job UUIDs: not an array, or more than `limit`, is a 400 (reference §1)."""
+    """A batch of job UUIDs: not an array, or more than `limit`, is a 400
+    (docs/reference/stacks-api.md §1)."""
     value = body.get(name)
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise BadRequestError(f"{name} must be an array of strings")

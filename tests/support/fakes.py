@@ -149,7 +149,7 @@ class FakeLaunchQueue:
 class FakeTasks:
     """ECS as the launcher sees it, client tokens included: the same token and request
     within 24 h answers the first task (with its creation time); the same token with a
-    different request is a conflict naming that task (aws-facts.md §B.2)."""
+    different request is a conflict naming that task (docs/reference/aws.md §B.2)."""
 
     running: int = 0
     launched: list[LaunchSpec] = field(default_factory=list)

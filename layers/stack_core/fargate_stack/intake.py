@@ -1,6 +1,6 @@
 """Parse what arrives at the edge, or say exactly why not.
 
-Bad input must never vanish (DESIGN invariant 5): each failure is logged with the fields
+Bad input must never vanish (docs/design.md, invariant 5): each failure is logged with the fields
 pydantic names, counted, and raised, so the SQS record fails (and ends in a DLQ) or the
 EventBridge delivery is retried and then dead-lettered. Nothing here drops a record.
 """

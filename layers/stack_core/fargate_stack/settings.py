@@ -27,7 +27,7 @@ from fargate_stack.domain.launch import CapacityStrategy
 from fargate_stack.domain.rules import parse_tags
 from fargate_stack.errors import ConfigurationError
 
-_STACK_KEY = r"^[A-Za-z0-9_-]{1,80}$"  # reference stacks-api.md §3.1
+_STACK_KEY = r"^[A-Za-z0-9_-]{1,80}$"  # docs/reference/stacks-api.md §3.1
 _SM_ARN = r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$"
 _SUBNET = r"^subnet-[0-9a-f]{8,17}$"
 _SECURITY_GROUP = r"^sg-[0-9a-f]{8,17}$"

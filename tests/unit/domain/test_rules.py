@@ -1,4 +1,4 @@
-"""Agent query rule matching, against the semantics in reference stacks-api.md §5."""
+"""Agent query rule matching, against the semantics in docs/reference/stacks-api.md §5."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_non_matching_rules_name_the_reason_and_rule(
 
 
 def test_partial_wildcards_are_literal_values() -> None:
-    # The agent does not support partial wildcards such as "1.9*" (reference §5).
+    # The agent does not support partial wildcards such as "1.9*" (docs/reference/stacks-api.md §5).
     assert match_rules(["queue=fargate", "os=lin*"], STACK).reason is SkipReason.TAG_MISMATCH
 
 

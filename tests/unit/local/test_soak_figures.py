@@ -1,5 +1,5 @@
 """The soak's judge: every job lands in one outcome, and the must-be-zero figures catch
-each way of breaking DESIGN.md's invariants."""
+each way of breaking the invariants of docs/design.md."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ else:
     ECSClient = Any
 
 # Error codes that will not go away by retrying the same request (botocore ecs RunTask
-# errors; reference aws-facts.md §B.1). Everything else (throttling, ServerException, 5xx,
+# errors; docs/reference/aws.md §B.1). Everything else (throttling, ServerException, 5xx,
 # network) is transient.
 _PERMANENT_CODES = frozenset(
     {
@@ -49,7 +49,7 @@ class EcsTasks:
         (transient), fallback (capacity) and FailJob (permanent).
 
         A RunTask repeated with the same client token and parameters within 24 h returns
-        the first call's task instead of starting another (aws-facts.md §B.2): that is
+        the first call's task instead of starting another (docs/reference/aws.md §B.2): that is
         what makes a redelivery after a crash safe, and its `createdAt` tells it apart."""
         try:
             answer = self._client.run_task(**spec.to_run_task_kwargs())  # type: ignore[arg-type]

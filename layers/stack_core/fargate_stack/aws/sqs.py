@@ -18,7 +18,7 @@ else:
     SQSClient = Any
 
 # SendMessageBatch takes at most 10 entries (botocore sqs SendMessageBatch;
-# reference aws-facts.md §C.1).
+# docs/reference/aws.md §C.1).
 SQS_SEND_BATCH_MAX = 10
 # Entries SQS rejects for a server-side reason (SenderFault false) get this many more tries
 # in the same poll; after that the job is left for its reservation to expire.

@@ -3,7 +3,7 @@
 A bad pair is rejected by RunTask only at launch time; checking it here turns a job's
 ``cpu=``/``memory=`` tag (or an operator's default) into a clear, permanent error instead.
 Source: botocore ecs/2014-11-13 RegisterTaskDefinitionRequest.memory (reference
-aws-facts.md §B.5). The 8 and 16 vCPU sizes need Linux platform version 1.4.0 or later.
+docs/reference/aws.md §B.5). The 8 and 16 vCPU sizes need Linux platform version 1.4.0 or later.
 """
 
 from __future__ import annotations

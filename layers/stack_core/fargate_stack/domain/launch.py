@@ -18,12 +18,12 @@ from fargate_stack.domain.fargate import InvalidTaskSizeError, validate_task_siz
 from fargate_stack.domain.task_identity import ACQUIRE_JOB_ENV, started_by, task_group
 
 # Total size of RunTask `overrides`, JSON formatting included (botocore ecs TaskOverride;
-# reference aws-facts.md §B.1).
+# docs/reference/aws.md §B.1).
 OVERRIDES_MAX_CHARS = 8192
 # clientToken: at most 64 ASCII characters (botocore ecs RunTaskRequest.clientToken).
 CLIENT_TOKEN_MAX = 64
 # Tags: key <= 128, value <= 256 characters of letters, digits, spaces and + - = . _ : / @
-# (botocore ecs Tag; aws-facts.md §B.1).
+# (botocore ecs Tag; docs/reference/aws.md §B.1).
 _TAG_VALUE_MAX = 256
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9 +\-=._:/@]")
 # An agent tag is k=v inside a comma-separated BUILDKITE_AGENT_TAGS; a comma or a control
@@ -171,7 +171,7 @@ def parse_rules(rules: Sequence[str]) -> dict[str, str]:
 def client_token(job_uuid: str, capacity: Capacity) -> str:
     """Same job + same capacity = same token, so an SQS redelivery cannot start a second
     task within ECS's 24 h idempotency window; a fallback to on-demand changes the request,
-    so it needs its own token (aws-facts.md §B.2)."""
+    so it needs its own token (docs/reference/aws.md §B.2)."""
     suffix = "" if capacity is Capacity.SPOT else "-od"
     token = f"{job_uuid}{suffix}"
     if len(token) > CLIENT_TOKEN_MAX:

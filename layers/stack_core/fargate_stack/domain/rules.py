@@ -1,10 +1,10 @@
 """Agent query rule matching: which listed jobs this stack may run.
 
 The Stacks API lists every scheduled job of a queue regardless of its agent tags, so the
-stack must filter itself (reference stacks-api.md §3.3). Semantics follow the agent's
-targeting rules (§5): a job's rules are ``key=value`` strings, every one must be satisfied
-by the stack's tags, and a value of ``*`` (or an empty value) accepts any value of a tag
-the stack has (aws-facts.md §A.7).
+stack must filter itself (docs/reference/stacks-api.md §3.3). Semantics follow the agent's
+targeting rules (docs/reference/stacks-api.md §5): a job's rules are ``key=value`` strings,
+every one must be satisfied by the stack's tags, and a value of ``*`` (or an empty value)
+accepts any value of a tag the stack has (docs/reference/aws.md §A.7).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ _ANY_VALUE = frozenset({WILDCARD, ""})
 # with the reason instead of being skipped and left waiting forever.
 LAUNCH_OPTION_KEYS = frozenset({"cpu", "memory", "task-definition"})
 
-# Spellings of "the cluster's default queue" (reference §8.2: docs say __default__, the Go
-# client says _default). A stack registered with either serves jobs that name no queue.
+# Spellings of "the cluster's default queue" (docs/reference/stacks-api.md §8.2: docs say
+# __default__, the Go client says _default). A stack registered with either serves jobs that
+# name no queue.
 DEFAULT_QUEUE_KEYS = frozenset({"_default", "__default__"})
 
 
@@ -92,7 +93,7 @@ def match_rules(rules: Iterable[str], tags: StackTags) -> Match:
     """Decide whether a job with these agent query rules may run on this stack.
 
     ``[]`` and ``["*"]`` (an untargeted job, as the REST API shows it) match any stack.
-    A job without a ``queue`` rule belongs to the default queue (reference §5).
+    A job without a ``queue`` rule belongs to the default queue (docs/reference/stacks-api.md §5).
     """
     saw_queue = False
     for rule in rules:

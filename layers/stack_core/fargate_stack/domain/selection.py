@@ -1,7 +1,7 @@
 """Which matched jobs to reserve this poll, and in what order.
 
 Buildkite lists jobs oldest first; the stack must honour priority itself (higher runs
-first, reference stacks-api.md §3.3) and keep within its in-flight limit, so that a burst
+first, docs/reference/stacks-api.md §3.3) and keep within its in-flight limit, so that a burst
 never reserves more jobs than it may launch before their reservations expire.
 """
 

@@ -1,6 +1,6 @@
 """How a Fargate task names the Buildkite job it runs, and which stack started it.
 
-ECS Task State Change events carry no tags (reference aws-facts.md §B.7), so both facts
+ECS Task State Change events carry no tags (docs/reference/aws.md §B.7), so both facts
 must travel in fields the event does carry:
 
 - ``startedBy`` = the stack key, exactly. ListTasks filters on it by exact match (so the
@@ -20,8 +20,8 @@ ACQUIRE_JOB_ENV = "BUILDKITE_AGENT_ACQUIRE_JOB"
 GROUP_PREFIX = "buildkite-job:"
 
 # startedBy: up to 128 characters of letters, digits, '-', '/' and '_'
-# (botocore ecs RunTaskRequest.startedBy; reference aws-facts.md §B.1). Stack keys are
-# [A-Za-z0-9_-]{1,80} (stacks-api.md §3.1), so every valid stack key fits.
+# (botocore ecs RunTaskRequest.startedBy; docs/reference/aws.md §B.1). Stack keys are
+# [A-Za-z0-9_-]{1,80} (docs/reference/stacks-api.md §3.1), so every valid stack key fits.
 STARTED_BY_MAX = 128
 _STARTED_BY_CHARS = re.compile(r"[A-Za-z0-9_/-]+")  # fullmatch: `$` passes a final newline
 

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 # Exit code of `buildkite-agent start --acquire-job` when Buildkite refuses the job
 # (canceled, already running elsewhere, already ran): buildkite/agent
-# clicommand/agent_start.go (ErrJobAcquisitionRejected -> 27); reference stacks-api.md §7.
+# clicommand/agent_start.go (ErrJobAcquisitionRejected -> 27); docs/reference/stacks-api.md §7.
 AGENT_EXIT_JOB_NOT_ACQUIRABLE = 27
 
 # Container `reason` is at most 1024 characters (botocore ecs Container.reason); we quote
@@ -111,7 +111,7 @@ TRIAGE_TABLE: tuple[_Row, ...] = (
             "The agent image could not be pulled (check the image name, registry "
             f"access and the subnets' route to the registry): {_reason_of(t)}"
         ),
-        "ECS guide stopped-task-errors.md; re:Post ecs-fargate-pull-container-error",
+        "docs/reference/aws.md §B.6 (CannotPullContainerError)",
     ),
     _Row(
         StopReason.SECRETS,
@@ -136,7 +136,7 @@ TRIAGE_TABLE: tuple[_Row, ...] = (
         StopReason.RESOURCE_INITIALIZATION,
         _contains("ResourceInitializationError", "Timeout waiting for EphemeralStorage"),
         lambda t: f"Fargate could not initialise the task's resources: {_reason_of(t)}",
-        "ECS guide stopped-task-errors.md (ResourceInitializationError)",
+        "docs/reference/aws.md §B.6 (ResourceInitializationError)",
     ),
     _Row(
         StopReason.CAPACITY,
@@ -159,7 +159,7 @@ TRIAGE_TABLE: tuple[_Row, ...] = (
         StopReason.SPOT_INTERRUPTION,
         _stop_code("SpotInterruption", "TerminationNotice"),
         lambda t: f"Fargate Spot reclaimed the task: {_quote(t.stopped_reason)}",
-        "botocore ecs TaskStopCode; ECS guide fargate-capacity-providers.md",
+        "docs/reference/aws.md §B.6 (TaskStopCode; Spot interruption)",
     ),
     _Row(
         StopReason.TASK_FAILED_TO_START,
@@ -179,7 +179,7 @@ TRIAGE_TABLE: tuple[_Row, ...] = (
         lambda t: (
             f"The agent container exited with code {t.agent_exit_code} before running the job."
         ),
-        "ECS guide ecs_cwet2.md: EssentialContainerExited, see containers[].exitCode",
+        "docs/reference/aws.md §B.6 (EssentialContainerExited: containers[].exitCode)",
     ),
 )
 

@@ -1,8 +1,8 @@
 """The "ECS Task State Change" EventBridge event, parsed at the edge.
 
-Powertools ships no ECS model (reference tooling.md §4), so this extends its
+Powertools ships no ECS model (docs/reference/tooling.md §4), so this extends its
 EventBridgeModel. AWS says consumers must be "prepared to handle unknown properties"
-(aws-facts.md §B.7): every model ignores unknown fields, and only the fields the failure
+(docs/reference/aws.md §B.7): every model ignores unknown fields, and only the fields the failure
 handler decides on are required.
 """
 
@@ -55,7 +55,7 @@ class TaskStateChangeDetail(BaseModel):
     group: str | None = None
     stop_code: str | None = Field(default=None, alias="stopCode")
     stopped_reason: str | None = Field(default=None, alias="stoppedReason")
-    # Increments on every state change; duplicates share it (aws-facts.md §B.7).
+    # Increments on every state change; duplicates share it (docs/reference/aws.md §B.7).
     version: int = 0
     containers: list[Container] = Field(default_factory=list)
     overrides: TaskOverrides = Field(default_factory=TaskOverrides)

@@ -1,4 +1,4 @@
-"""Finish a job the stack will not run (Go ``finish.go``; reference §3.7).
+"""Finish a job the stack will not run (Go ``finish.go``; docs/reference/stacks-api.md §3.7).
 
 Buildkite's docs and the Go client call it "finish"; this stack (and agent-stack-k8s)
 uses it to fail jobs back, hence ``fail_job``: the same call with ``exit_status=-1``.
@@ -56,7 +56,7 @@ class FinishMixin(BaseClient):
         ``exit_status`` is always sent. The Go client tags it ``omitempty``, so it can
         never send 0 (the server then defaults to -1); here 0 really means success.
         ``signal_reason`` (e.g. ``stack_error``) is sent only when given: only the newest
-        Go client knows it and the docs do not (reference §3.7 UNCONFIRMED).
+        Go client knows it and the docs do not (docs/reference/stacks-api.md §3.7 UNCONFIRMED).
         """
         path = build_path(
             "stacks/{key}/jobs/{job}/finish",

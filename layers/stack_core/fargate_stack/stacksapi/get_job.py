@@ -1,4 +1,4 @@
-"""Fetch one job's runtime data (Go ``get_job.go``; reference §3.5)."""
+"""Fetch one job's runtime data (Go ``get_job.go``; docs/reference/stacks-api.md §3.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Batch-load job states (Go ``get_job_states.go``; reference §3.6)."""
+"""Batch-load job states (Go ``get_job_states.go``; docs/reference/stacks-api.md §3.6)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _known_states(value: object) -> object:
 
 class GetJobStatesResponse(APIModel):
     """uuid -> state (``scheduled``, ``reserved``, ``running``, ``finished``, ...). A uuid
-    the server does not know may be absent (reference §3.6 UNCONFIRMED)."""
+    the server does not know may be absent (docs/reference/stacks-api.md §3.6 UNCONFIRMED)."""
 
     states: Annotated[dict[str, str], BeforeValidator(_known_states)]
 

@@ -1,4 +1,6 @@
-"""Job acquisition tokens (Go ``job_acquisition_tokens.go``, newest only; reference §3.9).
+"""Job acquisition tokens (Go ``job_acquisition_tokens.go``, newest only).
+
+Reference: docs/reference/stacks-api.md §3.9.
 
 A JAT lets an agent register for exactly one reserved job, so a task need not carry the
 cluster token. The tokens are secrets: they are ``SecretStr`` and never appear in a repr.

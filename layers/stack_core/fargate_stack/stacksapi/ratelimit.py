@@ -1,8 +1,8 @@
 """What the server said about its limits, kept so callers can pace themselves.
 
 Every Stacks API response carries ``RateLimit-Scope``, ``-Limit``, ``-Remaining`` and
-``-Reset`` (reference §2.1). The Go client hands callers the raw headers; here they are
-parsed once, into values a poll loop can compare and sleep on.
+``-Reset`` (docs/reference/stacks-api.md §2.1). The Go client hands callers the raw
+headers; here they are parsed once, into values a poll loop can compare and sleep on.
 """
 
 from __future__ import annotations

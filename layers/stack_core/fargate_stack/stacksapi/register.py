@@ -1,4 +1,7 @@
-"""Register and de-register a stack (Go ``register.go``; reference §3.1, §3.2)."""
+"""Register and de-register a stack (Go ``register.go``).
+
+Reference: docs/reference/stacks-api.md §3.1, §3.2.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from fargate_stack.stacksapi.types import APIModel, StackType, StrDict
 from fargate_stack.stacksapi.wire import build_path, require_text
 
 # Documented constraints of a stack key and its metadata (Buildkite docs "Register a
-# stack", reference §3.1): checked here so a typo fails before the network does.
+# stack", docs/reference/stacks-api.md §3.1): checked here so a typo fails before the network does.
 STACK_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,80}")
 METADATA_MAX_KEYS = 100
 METADATA_KEY_MAX_CHARS = 64

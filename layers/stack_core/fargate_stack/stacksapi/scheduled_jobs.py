@@ -1,4 +1,7 @@
-"""List and reserve scheduled jobs (Go ``scheduled_jobs.go``; reference §3.3, §3.4)."""
+"""List and reserve scheduled jobs (Go ``scheduled_jobs.go``).
+
+Reference: docs/reference/stacks-api.md §3.3, §3.4.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +15,10 @@ from fargate_stack.stacksapi.transport import BaseClient, RetryArg
 from fargate_stack.stacksapi.types import APIModel, ListIfNull, NullableInt, StrList
 from fargate_stack.stacksapi.wire import build_path, require_range, require_text, require_uuids
 
-# `limit` is at most 1000 (Buildkite docs "List scheduled jobs", reference §3.3).
+# `limit` is at most 1000 (Buildkite docs "List scheduled jobs", docs/reference/stacks-api.md §3.3).
 PAGE_SIZE_MAX = 1000
 # Reservations last 900 s by default and at most 3600 s (Buildkite docs "Reserve jobs",
-# reference §3.4); the minimum is not documented, 1 s is the obvious floor.
+# docs/reference/stacks-api.md §3.4); the minimum is not documented, 1 s is the obvious floor.
 RESERVATION_EXPIRY_MIN = 1
 RESERVATION_EXPIRY_MAX = 3600
 
@@ -47,7 +50,8 @@ class ScheduledJob(APIModel):
     scheduled_at: datetime
     priority: NullableInt = 0
     agent_query_rules: StrList = Field(default_factory=list)
-    # Declared by the newest Go client only; not in the docs (reference §3.3 UNCONFIRMED).
+    # Declared by the newest Go client only; not in the docs, so UNCONFIRMED:
+    # docs/reference/stacks-api.md §3.3.
     runnable_at: datetime | None = None
     pipeline: Annotated[Pipeline, BeforeValidator(_model_if_null)] = Pipeline()
     build: Annotated[Build, BeforeValidator(_model_if_null)] = Build()

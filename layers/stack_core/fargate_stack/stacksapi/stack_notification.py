@@ -1,4 +1,7 @@
-"""Stack notifications shown on a job (Go ``stack_notification.go``; reference §3.8)."""
+"""Stack notifications shown on a job (Go ``stack_notification.go``).
+
+Reference: docs/reference/stacks-api.md §3.8.
+"""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ from fargate_stack.stacksapi.wire import (
 
 __all__ = ["BATCH_MAX", "DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "BaseClient", "RetryArg"]
 
-# Go DefaultBaseURL (stacksapi client.go); reference §1.
+# Go DefaultBaseURL (stacksapi client.go); docs/reference/stacks-api.md §1.
 DEFAULT_BASE_URL = "https://agent.buildkite.com/v3/"
 # Seconds per attempt. Go's default http.Client has no timeout at all; a Lambda must not
 # hang until it is killed, so we always pass one (agent-stack-k8s uses 60 s).

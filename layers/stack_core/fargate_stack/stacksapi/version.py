@@ -8,7 +8,8 @@ when a behaviour differs (see docs/stacksapi.md, "Differences from the Go client
 from __future__ import annotations
 
 VERSION = "0.1.0"
-# The Go package whose behaviour this one ports, at the version read (reference §0).
+# The Go package whose behaviour this one ports, at the version read
+# (docs/reference/stacks-api.md §0).
 PORTED_FROM = "buildkite/stacksapi v1.0.2"
 USER_AGENT = f"buildkite-fargate-stack-stacksapi/{VERSION}"
 

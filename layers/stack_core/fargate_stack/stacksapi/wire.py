@@ -11,9 +11,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
-# Batch limits: job_uuids for batch-reserve and get-states, and notifications, at most
-# 1000 per request (Buildkite docs "Stacks API", reference §2.2); JATs assumed the same
-# (only a third-party client's constant says so, reference §2.2 UNCONFIRMED).
+# Batch limits: job_uuids for batch-reserve and get-states, and notifications, at most 1000
+# per request (Buildkite docs "Stacks API", docs/reference/stacks-api.md §2.2); JATs assumed
+# the same (only a third-party client's constant says so, docs/reference/stacks-api.md §2.2
+# UNCONFIRMED).
 BATCH_MAX = 1000
 REDACTED = "[REDACTED]"
 

@@ -1,8 +1,8 @@
 """When a task stopped, or a launch gave up, tell Buildkite if the job never ran.
 
-FailJob only for jobs the agent never took (DESIGN invariant 3): the job state decides,
+FailJob only for jobs the agent never took (docs/design.md, invariant 3): the job state decides,
 not the task. Only STOPPED events are acted on and STOPPED is final, so duplicate and
-out-of-order events (aws-facts.md §B.7) need no ordering by ``detail.version``: the first
+out-of-order events (docs/reference/aws.md §B.7) need no ordering by ``detail.version``: the first
 STOPPED event fails the job, and every later one finds it ``finished`` and leaves it.
 """
 
@@ -22,7 +22,7 @@ from fargate_stack.ports import StacksApi
 AGENT_EXIT_RAN_JOB = 0
 ESSENTIAL_CONTAINER_EXITED = "EssentialContainerExited"  # botocore ecs TaskStopCode
 
-# Job states in which no agent has the job (reference stacks-api.md §3.6 and §6).
+# Job states in which no agent has the job (docs/reference/stacks-api.md §3.6 and §6).
 NEVER_TAKEN_STATES = frozenset({"scheduled", "reserved"})
 
 
@@ -72,7 +72,7 @@ class HandleStopped:
             and stopped.stop_code == ESSENTIAL_CONTAINER_EXITED
         ):
             # The agent ended by itself with 0: `start --acquire-job` does that after running
-            # its job, whatever the job's result (aws-facts.md §A.2). Nothing to ask
+            # its job, whatever the job's result (docs/reference/aws.md §A.2). Nothing to ask
             # Buildkite. (A stop by a user or Spot may also end in 0 before the agent took
             # the job, so those still ask.)
             return self._ignore(job_uuid, Ignored.AGENT_RAN_JOB, task_arn=event.task_arn)

@@ -9,7 +9,7 @@ A reserve call that got no usable answer (a dropped connection, a 5xx, a garbled
 still have reserved its jobs, and reserved jobs are not listed: they would wait out their
 reservation (15 minutes by default) unlaunched. So the poller remembers them and asks again
 on its next polls; re-reserving by the same stack only extends the reservation
-(stacks-api.md §3.4), and the answer decides, as always, what is enqueued.
+(docs/reference/stacks-api.md §3.4), and the answer decides, as always, what is enqueued.
 """
 
 from __future__ import annotations
@@ -144,7 +144,8 @@ class PollJobs:
             max_pages=cfg.max_pages,
         ):
             paused = paused or page.cluster_queue.dispatch_paused
-            # Pagination is not a snapshot (stacks-api.md §3.3): a job can appear twice.
+            # Pagination is not a snapshot (docs/reference/stacks-api.md §3.3): a job can
+            # appear twice.
             for job in page.jobs:
                 seen.setdefault(job.id, job)
         return list(seen.values()), paused
