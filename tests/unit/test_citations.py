@@ -69,10 +69,10 @@ def slug(heading: str) -> str:
 
 
 def resolve(target: str, cited_from: Path) -> Path | None:
-    """The cited file, relative to the citing file's folder or to the repository's root."""
+    """The cited file or folder, relative to the citing file's folder or to the root."""
     for base in (cited_from.parent, ROOT):
         candidate = (base / target).resolve()
-        if candidate.is_file() and ROOT in candidate.parents:
+        if candidate.exists() and ROOT in candidate.parents:  # a folder is a fine link too
             return candidate
     return None
 
