@@ -53,13 +53,14 @@ _CHARTS = (
 
 
 def _charts(series: dict[str, dict[int, float]]) -> str:
-    """One small bar chart per dashboard metric (all its dimensions summed), per second."""
+    """One small bar chart per dashboard metric, per second: its undimensioned total where
+    the handler publishes one (for an alarm), else all its dimensions summed."""
     charts = []
     last = max((t for points in series.values() for t in points), default=0)
     for name in _CHARTS:
         per_second: dict[int, float] = {}
         for key, points in series.items():
-            if key == name or key.startswith(name + "["):
+            if key == name if name in series else key.startswith(name + "["):
                 for t, v in points.items():
                     per_second[t] = per_second.get(t, 0) + v
         if not per_second:

@@ -123,12 +123,24 @@ def count(metric: Metric, value: float = 1) -> None:
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value)
 
 
-def count_by(metric: Metric, dimension: str, value_of_dimension: StrEnum, n: float = 1) -> None:
+def count_by(
+    metric: Metric,
+    dimension: str,
+    value_of_dimension: StrEnum,
+    n: float = 1,
+    *,
+    with_total: bool = False,
+) -> None:
     """A metric with one bounded dimension, flushed as its own EMF blob.
 
     Powertools applies dimensions to every metric of a flush, so a per-reason count needs
-    ``single_metric`` to keep the function's other metrics undimensioned.
+    ``single_metric`` to keep the function's other metrics undimensioned. ``with_total``
+    also counts it without the extra dimension, for an alarm: CloudWatch keeps each
+    dimension combination as its own metric and an alarm cannot SEARCH across them
+    (docs/reference/aws.md §H.1).
     """
+    if with_total:
+        count(metric, n)
     with single_metric(
         name=metric,
         unit=MetricUnit.Count,

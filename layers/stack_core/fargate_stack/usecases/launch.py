@@ -122,7 +122,7 @@ class LaunchJob:
             job = self._api.get_job(stack_key=cfg.stack_key, job_uuid=job_uuid)
         except JobGoneError:
             logger.warning("job is gone from Buildkite; nothing to launch")
-            count_by(Metric.LAUNCH_FAILED, "reason", LaunchOutcome.JOB_GONE)
+            count_by(Metric.LAUNCH_FAILED, "reason", LaunchOutcome.JOB_GONE, with_total=True)
             return {"outcome": LaunchOutcome.JOB_GONE}
         try:
             capacity = self._first_capacity(message, redelivered=redelivered)
@@ -220,7 +220,7 @@ class LaunchJob:
             },
         )
         label = CapacityLabel.SPOT if ran.capacity is Capacity.SPOT else CapacityLabel.ON_DEMAND
-        count_by(Metric.TASKS_LAUNCHED, "capacity", label)
+        count_by(Metric.TASKS_LAUNCHED, "capacity", label, with_total=True)
         milliseconds(Metric.DISPATCH_LATENCY, latency_ms)
         self._notify(job_uuid, f"Fargate task {task_id} starting, {ran.describe()}")
         return {"outcome": LaunchOutcome.LAUNCHED, "task_arn": task_arn}
@@ -242,7 +242,7 @@ class LaunchJob:
             detail=f"Buildkite Fargate Stack could not launch this job: {detail}",
             exit_status=-1,
         )
-        count_by(Metric.LAUNCH_FAILED, "reason", reason)
+        count_by(Metric.LAUNCH_FAILED, "reason", reason, with_total=True)
         return {"outcome": LaunchOutcome.FAILED_BACK, "reason": str(reason)}
 
     def _notify(self, job_uuid: str, detail: str) -> None:
