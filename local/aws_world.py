@@ -163,6 +163,7 @@ AWS_FAULTS_ENV = "LOCAL_AWS_FAULTS"
 AWS_FAULT_KINDS = (
     "runtask_spot_capacity",  # RunTask answers a capacity `failures` entry (Spot only)
     "runtask_throttle",  # RunTask answers ThrottlingException beyond the rate limit
+    "runtask_ec2_throttle",  # RunTask answers EC2's throttling as InvalidParameterException
     "runtask_server_error",  # RunTask answers a 500 ServerException
     "dynamodb_throttle",  # PutItem/UpdateItem answer ThrottlingException
     "sqs_send_error",  # SendMessageBatch answers a 500
@@ -170,6 +171,12 @@ AWS_FAULT_KINDS = (
 _SPOT_CAPACITY = (
     "Capacity is unavailable at this time. Please try again later or in a different "
     "availability zone"
+)
+
+# How ECS reports EC2 throttling behind the security-group lookup (docs/reference/aws.md
+# §H.4): a code that is usually permanent, a message that says retry.
+_EC2_THROTTLED = (
+    "Error retrieving security group information for [sg-local]: Request limit exceeded."
 )
 
 
@@ -212,6 +219,8 @@ def _inject_aws_faults(spec: dict[str, Any]) -> Counter[str]:
             return ActionResult({"tasks": [], "failures": [failure]})
         if roll("runtask_throttle"):
             raise JsonRESTError("ThrottlingException", "Rate exceeded")
+        if roll("runtask_ec2_throttle"):
+            raise JsonRESTError("InvalidParameterException", _EC2_THROTTLED)
         if roll("runtask_server_error"):
             raise server_error("Service Unavailable")
         return run_task(self)

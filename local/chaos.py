@@ -46,6 +46,7 @@ def _default_aws() -> dict[str, float]:
     return {
         "runtask_spot_capacity": 0.03,
         "runtask_throttle": 0.02,
+        "runtask_ec2_throttle": 0.01,
         "runtask_server_error": 0.01,
         "dynamodb_throttle": 0.02,
         "sqs_send_error": 0.05,

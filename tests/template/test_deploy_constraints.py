@@ -93,3 +93,29 @@ def test_every_dashboard_expression_has_an_id(cfn_template: Template) -> None:
                     assert METRIC_ID.match(item.get("id", "")), item
                     ids.append(item["id"])
         assert len(ids) == len(set(ids)), widget["properties"]["title"]
+
+
+def redrive_bound(cfn: Template, queue: dict[str, Any]) -> int:
+    """The most receives a queue's redrive policy allows, over its parameter's whole range."""
+    count = queue["RedrivePolicy"]["maxReceiveCount"]
+    if isinstance(count, dict):
+        return int(cfn["Parameters"][count["Ref"]]["MaxValue"])
+    return int(count)
+
+
+def test_every_redriven_message_reaches_its_dlq_before_it_expires(cfn_template: Template) -> None:
+    # docs/reference/aws.md §C.3: retention counts from the first enqueue, so it must cover
+    # every receive the redrive allows; a standard DLQ keeps the original timestamp, so it
+    # keeps messages at least as long as its source.
+    queues = resources(cfn_template, "AWS::SQS::Queue")
+    redriven = {name: q["Properties"] for name, q in queues.items()}
+    redriven = {name: q for name, q in redriven.items() if "RedrivePolicy" in q}
+    assert {"LaunchQueue", "LaunchDeadLetterQueue", "EventsDeadLetterQueue"} <= set(redriven)
+    for name, queue in redriven.items():
+        retention = queue.get("MessageRetentionPeriod", 345600)  # SQS's default: 4 days
+        receives = redrive_bound(cfn_template, queue)
+        visibility = queue.get("VisibilityTimeout", 30)
+        assert retention >= receives * visibility, (name, retention, receives, visibility)
+        dlq = queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        dlq_retention = queues[dlq]["Properties"].get("MessageRetentionPeriod", 345600)
+        assert dlq_retention >= retention, (name, dlq)

@@ -7,7 +7,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from fargate_stack.aws.ecs import EcsTasks
+from fargate_stack.aws.ecs import RUN_TASK_ERRORS, EcsTasks
 from fargate_stack.domain.launch import Capacity, LaunchSpec, build_launch_spec
 from fargate_stack.errors import (
     AlreadyLaunchedError,
@@ -92,6 +92,59 @@ def test_error_codes_are_classified(code: str, error: type[Exception]) -> None:
     with stub:
         stub.add_client_error("run_task", service_error_code=code, service_message="nope")
         with pytest.raises(error, match=code):
+            tasks.run(launch_spec())
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "error"),
+    [
+        # docs/reference/aws.md §H.4: EC2 throttling behind the security-group lookup
+        (
+            "InvalidParameterException",
+            "Error retrieving security group information for [sg-1]: Request limit exceeded.",
+            TransientError,
+        ),
+        # docs/reference/aws.md §H.3: the service-linked role not assumable (yet)
+        (
+            "InvalidParameterException",
+            "Unable to assume the service linked role. Please verify that the ECS service "
+            "linked role exists.",
+            TransientError,
+        ),
+        ("ClientException", "Rate exceeded", TransientError),
+        # A security group that does not exist stays a permanent refusal
+        (
+            "InvalidParameterException",
+            "Error retrieving security group information for [sg-1]: The security group "
+            "'sg-1' does not exist",
+            PermanentError,
+        ),
+    ],
+)
+def test_errors_are_classified_by_message_before_code(
+    code: str, message: str, error: type[Exception]
+) -> None:
+    # Given ECS answers a code that is usually permanent, with a message that says otherwise
+    tasks, stub = stubbed()
+    with stub:
+        stub.add_client_error("run_task", service_error_code=code, service_message=message)
+        # When the launcher runs the task, then the message decides retry or fail-back
+        with pytest.raises(error, match=code) as caught:
+            tasks.run(launch_spec())
+    assert type(caught.value) is error
+
+
+def test_every_classification_rule_names_its_source() -> None:
+    for rule in RUN_TASK_ERRORS:
+        assert rule.source.startswith(("https://", "docs/reference/")), rule
+
+
+def test_the_fargate_vcpu_quota_is_a_capacity_failure() -> None:
+    tasks, stub = stubbed()
+    with stub:
+        reason = "You've reached the limit on the number of vCPUs you can run concurrently"
+        stub.add_response("run_task", {"tasks": [], "failures": [{"reason": reason}]})
+        with pytest.raises(CapacityUnavailableError, match="vCPUs"):
             tasks.run(launch_spec())
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -21,23 +23,74 @@ if TYPE_CHECKING:
 else:
     ECSClient = Any
 
-# Error codes that will not go away by retrying the same request (botocore ecs RunTask
-# errors; docs/reference/aws.md §B.1). Everything else (throttling, ServerException, 5xx,
-# network) is transient.
-_PERMANENT_CODES = frozenset(
-    {
-        "ClientException",
-        "InvalidParameterException",
-        "ClusterNotFoundException",
-        "PlatformUnknownException",
-        "PlatformTaskDefinitionIncompatibilityException",
-        "UnsupportedFeatureException",
-        "AccessDeniedException",
-        "BlockedException",
-    }
+
+class _Verdict(Enum):
+    TRANSIENT = "transient"  # retried from the queue; the DLQ fails it back at the end
+    PERMANENT = "permanent"  # failed back at once with ECS's message
+
+
+@dataclass(frozen=True)
+class _ErrorRule:
+    """One row of what a RunTask error means. ``code`` None matches any code; ``text``
+    None matches any message. The first matching row decides."""
+
+    code: str | None
+    text: str | None
+    verdict: _Verdict
+    source: str
+
+
+_RUN_API = (
+    "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_RunTask.html#API_RunTask_Errors"
 )
-# RunTask `failures[].reason` text for Fargate capacity (re:Post ecs-fargate-runtask-capacity).
-_CAPACITY_MARKERS = ("Capacity is unavailable", "RESOURCE:")
+
+# By message first: ECS reuses its permanent-looking codes for conditions that pass.
+# Then by code: the RunTask errors of the API reference that retrying the same request
+# will not fix. Anything else (ThrottlingException, ServerException, 5xx, network) is
+# transient.
+RUN_TASK_ERRORS: tuple[_ErrorRule, ...] = (
+    # EC2 throttling behind the security-group lookup, answered as InvalidParameterException.
+    _ErrorRule(None, "Request limit exceeded", _Verdict.TRANSIENT, "docs/reference/aws.md §H.4"),
+    _ErrorRule(None, "Rate exceeded", _Verdict.TRANSIENT, "docs/reference/aws.md §B.4"),
+    # The ECS service-linked role is created with the first cluster and can take a moment
+    # to be assumable; if it is truly missing, the DLQ fails the job back with this text
+    # and `make preflight` names the fix.
+    _ErrorRule(
+        None,
+        "Unable to assume the service linked role",
+        _Verdict.TRANSIENT,
+        "docs/reference/aws.md §H.3",
+    ),
+    *(
+        _ErrorRule(code, None, _Verdict.PERMANENT, _RUN_API)
+        for code in (
+            "AccessDeniedException",
+            "BlockedException",
+            "ClientException",
+            "ClusterNotFoundException",
+            "InvalidParameterException",
+            "PlatformTaskDefinitionIncompatibilityException",
+            "PlatformUnknownException",
+            "UnsupportedFeatureException",
+        )
+    ),
+)
+
+# RunTask `failures[].reason` texts meaning Fargate has no room for the task now: the
+# launcher falls back to on-demand or retries later (docs/reference/aws.md §B.3). The vCPU
+# quota's wording is from third-party reports only (UNCONFIRMED), so it is matched loosely.
+_CAPACITY_MARKERS = (
+    "Capacity is unavailable",
+    "RESOURCE:",
+    "reached the limit on the number of",
+)
+
+
+def verdict_of(code: str, message: str) -> _Verdict:
+    for rule in RUN_TASK_ERRORS:
+        if (rule.code is None or rule.code == code) and (rule.text is None or rule.text in message):
+            return rule.verdict
+    return _Verdict.TRANSIENT
 
 
 class EcsTasks:
@@ -93,7 +146,7 @@ def _classify(exc: ClientError) -> Exception:
         ids = exc.response.get("resourceIds")
         first = ids[0] if isinstance(ids, list) and ids else None
         return AlreadyLaunchedError(str(first) if first else None)
-    if code in _PERMANENT_CODES:
+    if verdict_of(code, message) is _Verdict.PERMANENT:
         return PermanentError(
             f"ECS refused to start the task ({code}): {message}", reason="ecs_rejected"
         )
