@@ -173,8 +173,8 @@ _SPOT_CAPACITY = (
     "availability zone"
 )
 
-# How ECS reports EC2 throttling behind the security-group lookup (docs/reference/aws.md
-# §H.4): a code that is usually permanent, a message that says retry.
+# How ECS reports EC2 throttling behind the security-group lookup, a code that is usually
+# permanent with a message that says retry: docs/reference/aws.md §H.4.
 _EC2_THROTTLED = (
     "Error retrieving security group information for [sg-local]: Request limit exceeded."
 )

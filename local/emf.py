@@ -1,4 +1,5 @@
-"""The handlers' metrics, read back from the Embedded Metric Format lines they print.
+"""The handlers' metrics, read back from the Embedded Metric Format lines they print, and
+the poller's polls from its log lines.
 
 The local world has no CloudWatch: the EMF blobs in the run's log are what CloudWatch would
 turn into metrics (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html),
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 
@@ -62,6 +64,19 @@ def emf_series(log_path: Path) -> dict[str, dict[int, float]]:
         if not key.endswith("(avg ms)"):
             series[key][(stamp - first) // 1000] += total
     return {k: dict(v) for k, v in series.items()}
+
+
+def poll_times(log_path: Path) -> list[tuple[str, datetime]]:
+    """(invocation id, time) of every poll a poller invocation logged ("poll summary", with
+    Powertools' ``function_request_id`` and millisecond ``timestamp``)."""
+    polls = []
+    for line in _lines(log_path):
+        if '"poll summary"' not in line or not line.startswith("{"):
+            continue
+        record = json.loads(line)
+        stamp = datetime.strptime(record["timestamp"], "%Y-%m-%d %H:%M:%S,%f%z")
+        polls.append((str(record.get("function_request_id", "?")), stamp))
+    return polls
 
 
 def _lines(path: Path) -> Iterator[str]:

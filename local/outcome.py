@@ -139,3 +139,21 @@ def _parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def overlapping_polls(polls: Sequence[tuple[str, datetime]]) -> list[str]:
+    """Every pair of poller invocations whose polls interleaved: (invocation id, time of
+    one poll) for each poll; with the lease, one invocation's polls end before the next's
+    begin (ties allowed: the log has millisecond times)."""
+    spans: dict[str, list[datetime]] = {}
+    for invocation, at in polls:
+        span = spans.setdefault(invocation, [at, at])
+        span[0], span[1] = min(span[0], at), max(span[1], at)
+    broken: list[str] = []
+    holder: tuple[str, datetime] | None = None  # the invocation whose polls end last so far
+    for invocation, (first, last) in sorted(spans.items(), key=lambda item: item[1][0]):
+        if holder is not None and first < holder[1]:
+            broken.append(f"two pollers at once: {invocation} polled before {holder[0]} stopped")
+        if holder is None or last > holder[1]:
+            holder = (invocation, last)
+    return broken

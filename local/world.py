@@ -32,8 +32,8 @@ import requests
 
 from local.aws_world import REGION, AwsWorld, moto_server, provision
 from local.chaos import ChaosDriver, ChaosPlan
-from local.container import LambdaContainer, LocalCrash
-from local.emf import emf_series, emf_totals
+from local.container import InvocationError, LambdaContainer, LocalCrash
+from local.emf import emf_series, emf_totals, poll_times
 from local.emulator import Emulator
 from local.fargate import Failure, FargateTiming, SimulatedAgent, SimulatedFargate
 from local.lambda_runtime import (
@@ -44,7 +44,7 @@ from local.lambda_runtime import (
     SqsEventSource,
     load_handler,
 )
-from local.outcome import AGENT_STATES, Launch, WorldReport, judge
+from local.outcome import AGENT_STATES, Launch, WorldReport, judge, overlapping_polls
 
 OUT = Path(__file__).resolve().parent / "out"
 _HTTP_TIMEOUT = 10.0
@@ -62,6 +62,10 @@ class WorldOptions:
     stack_key: str = "fargate-local"
     poll_interval: int = 1
     poll_invocation_seconds: float = 4.0
+    # A second poller, in its own container, invoked half an invocation out of step with
+    # the first (a tick that arrives while the previous one still loops, or a duplicate
+    # delivery): the lease must keep their polls apart.
+    overlapping_poller: bool = True
     reservation_expiry: int = 900
     max_in_flight: int = 0
     # The template's LauncherMaxConcurrency default: one container per concurrent batch.
@@ -299,6 +303,7 @@ class World:
                 report = self._loop(emu, aws)
         report.metrics = emf_totals(log_path)
         report.metric_series = emf_series(log_path)
+        report.violations += overlapping_polls(poll_times(log_path))
         if fault_report.exists():  # written by moto's process as it stopped
             self.faults.update(
                 {f"aws.{k}": v for k, v in json.loads(fault_report.read_text()).items()}
@@ -411,6 +416,36 @@ class World:
                 errors.append(repr(exc))
                 time.sleep(self.opts.poll_interval)
 
+    def _drive_overlapping_poller(self, stop: threading.Event, errors: list[str]) -> None:
+        """Another execution environment of the poller, its invocations starting half an
+        invocation after the first's: without the lease both would poll."""
+        container = LambdaContainer("poller", self.opts.out_dir / "lambda.log", index=1000)
+        try:
+            container.wait_ready()
+            margin = float(os.environ.get("POLL_SAFETY_MARGIN_SECONDS", "10"))
+            stop.wait(self.opts.poll_invocation_seconds / 2)
+            while not stop.is_set():
+                context = LocalContext("poller", margin + self.opts.poll_invocation_seconds)
+                try:
+                    container.invoke({"detail-type": "Scheduled Event", "detail": {}}, context)
+                except InvocationError as exc:
+                    errors.append(str(exc))
+                    stop.wait(self.opts.poll_interval)
+        finally:
+            container.close()
+
+    def _start_pollers(self, stop: threading.Event, errors: list[str]) -> list[threading.Thread]:
+        drivers = [("poller", self._drive_poller)]
+        if self.opts.overlapping_poller:
+            drivers.append(("poller-2", self._drive_overlapping_poller))
+        threads = [
+            threading.Thread(target=run, args=(stop, errors), name=name, daemon=True)
+            for name, run in drivers
+        ]
+        for thread in threads:
+            thread.start()
+        return threads
+
     def _loop(self, emu: Emulator, aws: AwsWorld) -> WorldReport:
         o = self.opts
         from fargate_stack.bootstrap import aws_session  # noqa: PLC0415 - layer path set above
@@ -427,10 +462,7 @@ class World:
         poller_errors: list[str] = []
         self.control(emu, "POST", f"queues/{o.queue}/pause", {"paused": True})
         self.say(f"queue:     paused for {o.pause_seconds:.0f} s (the poller must launch nothing)")
-        thread = threading.Thread(
-            target=self._drive_poller, args=(stop, poller_errors), name="poller", daemon=True
-        )
-        thread.start()
+        pollers = self._start_pollers(stop, poller_errors)
         sources = plumbing.start(stop)
         feeder = threading.Thread(target=self._feed, args=(emu,), name="feeder", daemon=True)
         driver = None
@@ -448,7 +480,8 @@ class World:
                 driver.stop()
                 self.faults.update(driver.counts)
             stop.set()
-            thread.join(timeout=30)
+            for poller in pollers:
+                poller.join(timeout=30)
             for source in sources:
                 source.join(timeout=30)
             plumbing.drain()

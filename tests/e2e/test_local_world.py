@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from local.outcome import JobOutcome, WorldReport
+from local.emf import poll_times
+from local.outcome import JobOutcome, WorldReport, overlapping_polls
 from local.report import write
 from local.world import World, WorldOptions
 
@@ -40,6 +41,20 @@ def test_invariants_hold(report: tuple[WorldReport, Path, str]) -> None:
     result, _, _ = report
     assert result.violations == []
     assert result.ok
+
+
+def test_two_overlapping_poller_invocations_never_both_poll(
+    report: tuple[WorldReport, Path, str],
+) -> None:
+    # Given a second poller container invoked half an invocation out of step with the first
+    result, out, _ = report
+    polls = poll_times(out / "lambda.log")
+    # Then both polled in turn, one at a time (the invariant check found no interleaving)
+    invocations = {invocation for invocation, _ in polls}
+    assert len(invocations) >= 3
+    assert overlapping_polls(polls) == []
+    # and an invocation found the lease held and waited, so the check was not vacuous
+    assert result.metrics.get("PollerLeaseHeld", 0) >= 1
 
 
 def test_ordinary_jobs_ran_on_their_own_task(report: tuple[WorldReport, Path, str]) -> None:

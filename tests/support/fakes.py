@@ -207,3 +207,26 @@ class FakeClock:
         self.slept.append(seconds)
         self.mono += seconds
         self.current += timedelta(seconds=seconds)
+
+
+@dataclass
+class FakeLease:
+    """The poller lease's rule in memory (the DynamoDB one is tested against moto):
+    a holder may claim when nobody holds it, it holds it already, or the lease expired."""
+
+    holder: str | None = None
+    until: float = 0.0
+    claims: list[tuple[str, bool]] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+
+    def claim(self, holder: str, *, now: float, seconds: float) -> bool:
+        won = self.holder in (None, holder) or self.until < now
+        if won:
+            self.holder, self.until = holder, now + seconds
+        self.claims.append((holder, won))
+        return won
+
+    def release(self, holder: str) -> None:
+        if self.holder == holder:
+            self.until = 0.0
+            self.released.append(holder)

@@ -10,6 +10,7 @@ import json
 import re
 from typing import Any
 
+from fargate_stack.aws.lease import LEASE_KEY
 from tests.template.test_stack import Template, props, resources
 
 # PutMetricAlarm: metric math ids start with a lower-case letter and hold letters, digits and
@@ -119,3 +120,28 @@ def test_every_redriven_message_reaches_its_dlq_before_it_expires(cfn_template: 
         dlq = queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
         dlq_retention = queues[dlq]["Properties"].get("MessageRetentionPeriod", 345600)
         assert dlq_retention >= retention, (name, dlq)
+
+
+def test_no_function_reserves_concurrency(cfn_template: Template) -> None:
+    # docs/reference/aws.md §H.2: a reservation must leave 100 unreserved, so on a new
+    # account (quota 10) any reservation fails the deploy.
+    for name, function in resources(cfn_template, "AWS::Lambda::Function").items():
+        assert "ReservedConcurrentExecutions" not in function["Properties"], name
+
+
+def test_the_poller_may_write_only_its_lease_in_the_ledger(cfn_template: Template) -> None:
+    role = next(
+        r for n, r in resources(cfn_template, "AWS::IAM::Role").items() if n.startswith("Poller")
+    )
+    granted = [
+        s
+        for policy in role["Properties"]["Policies"]
+        for s in policy["PolicyDocument"]["Statement"]
+        if any(str(a).startswith("dynamodb:") for a in s.get("Action", []) or [])
+        or str(s.get("Action", "")).startswith("dynamodb:")
+    ]
+    (lease,) = granted
+    assert lease["Action"] == "dynamodb:UpdateItem"
+    assert lease["Resource"] == {"Fn::GetAtt": ["LaunchLedger", "Arn"]}
+    keys = lease["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]
+    assert keys == [LEASE_KEY]

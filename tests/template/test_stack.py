@@ -98,7 +98,10 @@ def test_failed_stop_events_are_retried_then_parked(cfn_template: Template) -> N
 
 
 def test_one_poller_on_an_unnamed_schedule(cfn_template: Template) -> None:
-    assert props(cfn_template, "PollerFunction")["ReservedConcurrentExecutions"] == 1
+    # One loop at a time comes from the lease in the ledger, not reserved concurrency
+    # (tests/template/test_deploy_constraints.py checks that no function reserves any).
+    poller = props(cfn_template, "PollerFunction")
+    assert poller["Environment"]["Variables"]["LEASE_TABLE"] == {"Ref": "LaunchLedger"}
     (schedule,) = resources(cfn_template, "AWS::Scheduler::Schedule").values()
     assert "Name" not in schedule["Properties"]
     assert schedule["Properties"]["ScheduleExpression"] == "rate(1 minute)"

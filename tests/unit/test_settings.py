@@ -28,6 +28,7 @@ POLLER = {
     "RESERVATION_EXPIRY_SECONDS": "900",
     "MAX_IN_FLIGHT": "50",
     "LAUNCH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/launch",
+    "LEASE_TABLE": "ledger",
     "ECS_CLUSTER": "bk",
 }
 LAUNCHER = {

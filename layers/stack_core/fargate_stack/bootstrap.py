@@ -7,7 +7,7 @@ imports fast and tests build their own), from the validated settings.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Protocol, cast
 
@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from botocore.config import Config
 
 from fargate_stack.aws.ecs import EcsTasks
+from fargate_stack.aws.lease import DynamoLease
 from fargate_stack.aws.ledger import DynamoFallbackLedger
 from fargate_stack.aws.sqs import SqsLaunchQueue
 from fargate_stack.buildkite import BuildkiteStacks
@@ -30,7 +31,7 @@ from fargate_stack.domain.rules import StackTags
 from fargate_stack.errors import ConfigurationError
 from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.observability import metrics
-from fargate_stack.ports import Clock
+from fargate_stack.ports import Clock, Lease
 from fargate_stack.settings import (
     CommonSettings,
     get_failure_handler_settings,
@@ -41,6 +42,7 @@ from fargate_stack.stacksapi import RetryPolicy, StacksClient
 from fargate_stack.usecases.handle_stopped import HandleStopped
 from fargate_stack.usecases.launch import LaunchJob, LaunchOptions
 from fargate_stack.usecases.poll import LoopTiming, PollConfig, PollJobs
+from fargate_stack.usecases.poller_lease import LeaseTiming, PollerLease
 
 STACK_VERSION = "0.1.0"
 # The launch ledger keeps a job's record as long as ECS keeps a RunTask client token
@@ -108,11 +110,18 @@ class LaunchOnce(Protocol):
 @dataclass(frozen=True, slots=True)
 class PollerWiring:
     """What the poller handler needs: the use case (which remembers whether this container
-    registered the stack), its clock and the loop's timing."""
+    registered the stack), its clock, the loop's timing and the lease that keeps one loop
+    polling at a time."""
 
     jobs: PollJobs
     clock: Clock
     timing: LoopTiming
+    lease: Lease
+    lease_timing: LeaseTiming = field(default_factory=LeaseTiming)
+
+    def lease_for(self, invocation_id: str) -> PollerLease:
+        """The lease as this invocation holds it (each invocation is its own holder)."""
+        return PollerLease(self.lease, self.clock, invocation_id, self.lease_timing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +175,10 @@ def poller() -> PollerWiring:
         interval_seconds=settings.poll_interval_seconds,
         safety_margin_seconds=settings.poll_safety_margin_seconds,
     )
-    return PollerWiring(jobs=use_case, clock=clock, timing=timing)
+    lease = DynamoLease(
+        settings.lease_table, client=aws_session().client("dynamodb", config=_AWS_CONFIG)
+    )
+    return PollerWiring(jobs=use_case, clock=clock, timing=timing, lease=lease)
 
 
 @cache

@@ -101,6 +101,7 @@ class Metric(StrEnum):
     POLLS_PAUSED = "PollsPaused"
     POLL_ERRORS = "PollErrors"  # dimension: kind
     POLL_DURATION = "PollDuration"
+    POLLER_LEASE_HELD = "PollerLeaseHeld"  # an invocation found another one polling
     # launcher
     TASKS_LAUNCHED = "TasksLaunched"  # dimension: capacity
     LAUNCHES_DUPLICATE = "LaunchesDuplicate"

@@ -121,6 +121,14 @@ class FallbackLedger(Protocol):
     def fell_back(self, job_uuid: str) -> bool: ...
 
 
+class Lease(Protocol):
+    """A lease only one holder can have until it expires (the poller's single loop)."""
+
+    def claim(self, holder: str, *, now: float, seconds: float) -> bool: ...
+
+    def release(self, holder: str) -> None: ...
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 

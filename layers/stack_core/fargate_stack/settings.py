@@ -65,8 +65,8 @@ class PollerSettings(CommonSettings):
     agent_tags: str = ""
     default_queue: bool = False
     poll_interval_seconds: float = Field(ge=1, le=60)
-    # Stop looping this long before the function's timeout, so one tick never overlaps
-    # the next (reserved concurrency 1 would queue it, not drop it).
+    # Stop looping this long before the function's timeout (and release the lease, so
+    # the next tick's invocation polls at once).
     poll_safety_margin_seconds: float = Field(default=10, ge=1, le=120)
     max_pages: int = Field(ge=1, le=20)
     page_size: int = Field(ge=1, le=1000)
@@ -74,6 +74,8 @@ class PollerSettings(CommonSettings):
     max_in_flight: int = Field(ge=0)
     launch_queue_url: str = Field(min_length=1)
     ecs_cluster: str = Field(min_length=1)
+    # The launch ledger, which also holds the poller's lease item.
+    lease_table: str = Field(min_length=1)
 
     @field_validator("agent_tags")
     @classmethod

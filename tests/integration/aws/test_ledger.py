@@ -4,32 +4,17 @@ TTL attribute names)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
-from fargate_stack.aws.ledger import KEY_ATTRIBUTE, TTL_ATTRIBUTE, DynamoFallbackLedger
+from fargate_stack.aws.ledger import TTL_ATTRIBUTE, DynamoFallbackLedger
 from fargate_stack.errors import TransientError
+from tests.integration.aws.conftest import TABLE
 
-TABLE = "ledger"
 JOB = "01890f2c-5b5e-4d7e-9a51-0e4c1f0b9a77"
-
-
-@pytest.fixture
-def dynamodb(fake_aws_env: None) -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": KEY_ATTRIBUTE, "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": KEY_ATTRIBUTE, "KeyType": "HASH"}],
-        )
-        yield client
 
 
 def test_a_recorded_fallback_is_found_for_that_job_only(dynamodb: Any) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from local.outcome import Launch, judge
+from local.outcome import Launch, judge, overlapping_polls
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -56,4 +56,26 @@ def test_each_broken_invariant_is_named() -> None:
         "lost: lost (lost) is still reserved",
         "double launch: twice (twice) had 2 tasks",
         "FailJob on a job the agent took: taken (taken)",
+    ]
+
+
+def at(second: float) -> datetime:
+    return datetime(2026, 12, 2, tzinfo=UTC) + timedelta(seconds=second)
+
+
+def test_pollers_taking_turns_do_not_overlap() -> None:
+    # Given invocation a polled from 0 to 10 s and b from 10 s (the same millisecond) to 20 s
+    polls = [("a", at(0)), ("a", at(10)), ("b", at(10)), ("b", at(20)), ("c", at(21))]
+    # Then nobody polled at once
+    assert overlapping_polls(polls) == []
+
+
+def test_a_poll_inside_another_invocations_span_is_an_overlap() -> None:
+    # Given b polled at 5 s while a polled from 0 to 10 s, and c inside a's span too
+    polls = [("a", at(0)), ("b", at(5)), ("a", at(10)), ("b", at(6)), ("c", at(8))]
+    found = overlapping_polls(polls)
+    # Then both are reported against a
+    assert found == [
+        "two pollers at once: b polled before a stopped",
+        "two pollers at once: c polled before a stopped",
     ]

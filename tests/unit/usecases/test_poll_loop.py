@@ -15,7 +15,15 @@ from fargate_stack.errors import (
     TransientError,
 )
 from fargate_stack.usecases.poll import LoopTiming, PollConfig, PollJobs, run_polls
-from tests.support.fakes import FakeClock, FakeLaunchQueue, FakeStacksApi, FakeTasks, Page
+from fargate_stack.usecases.poller_lease import LeaseTiming, PollerLease
+from tests.support.fakes import (
+    FakeClock,
+    FakeLaunchQueue,
+    FakeLease,
+    FakeStacksApi,
+    FakeTasks,
+    Page,
+)
 
 CONFIG = PollConfig(
     stack_key="s",
@@ -48,7 +56,12 @@ class FlakyApi(FakeStacksApi):
         )
 
 
-def run(api: FakeStacksApi, budget: float = 60, registered: bool = True):
+def run(
+    api: FakeStacksApi,
+    budget: float = 60,
+    registered: bool = True,
+    lease: FakeLease | None = None,
+):
     clock = FakeClock()
     poller = PollJobs(
         api=api, queue=FakeLaunchQueue(), tasks=FakeTasks(), clock=clock, config=CONFIG
@@ -61,6 +74,7 @@ def run(api: FakeStacksApi, budget: float = 60, registered: bool = True):
         clock,
         LoopTiming(interval_seconds=2, safety_margin_seconds=10),
         lambda: budget - clock.mono,
+        PollerLease(lease or FakeLease(), clock, "invocation-1", LeaseTiming()),
     )
     return summaries, clock
 
@@ -120,6 +134,55 @@ def test_a_container_registers_once_across_invocations() -> None:
         def remaining(deadline: float = deadline) -> float:
             return deadline - clock.mono
 
-        run_polls(poller, clock, timing, remaining)
+        run_polls(
+            poller, clock, timing, remaining, PollerLease(FakeLease(), clock, "i", LeaseTiming())
+        )
     # Then the stack was registered by the first one only
     assert len(api.registered) == 1
+
+
+def test_the_lease_is_claimed_then_renewed_every_20_seconds_not_every_poll() -> None:
+    # Given a free lease, when one invocation polls for 50 s (25 polls)
+    lease = FakeLease()
+    summaries, _ = run(FakeStacksApi(pages=[[]]), budget=60, lease=lease)
+    # Then it wrote the lease at t=0, 20 and 40 only, and released it at the end
+    assert len(summaries) == 25
+    assert lease.claims == [("invocation-1", True)] * 3
+    assert lease.released == ["invocation-1"]
+
+
+def test_an_invocation_that_finds_the_lease_held_polls_nothing() -> None:
+    # Given another invocation's lease that lasts past this invocation's deadline
+    lease = FakeLease(holder="invocation-0", until=10_000_000_000)
+    api = FakeStacksApi(pages=[[]])
+    summaries, _ = run(api, budget=30, lease=lease)
+    # Then it never listed, tried again each interval, and released nothing of the other's
+    assert summaries == []
+    assert {won for _, won in lease.claims} == {False}
+    assert len(lease.claims) > 1
+    assert lease.released == []
+    assert lease.holder == "invocation-0"
+
+
+def test_a_released_or_expired_lease_is_taken_over_within_one_interval() -> None:
+    # Given a lease that expires 5 s into this invocation
+    clock_start = FakeClock().current.timestamp()
+    lease = FakeLease(holder="invocation-0", until=clock_start + 5)
+    summaries, _ = run(FakeStacksApi(pages=[[]]), budget=30, lease=lease)
+    # Then this invocation polls from the first interval after the expiry (t=6 s on)
+    assert lease.holder == "invocation-1"
+    assert len(summaries) == 7  # t = 6, 8, ..., 18
+
+
+def test_a_lease_that_cannot_be_confirmed_is_not_polled_under() -> None:
+    class Unreachable(FakeLease):
+        def claim(self, holder: str, *, now: float, seconds: float) -> bool:
+            raise TransientError("DynamoDB throttled")
+
+    summaries, _ = run(FakeStacksApi(pages=[[]]), budget=20, lease=Unreachable())
+    assert summaries == []
+
+
+def test_lease_timing_must_renew_before_it_expires() -> None:
+    with pytest.raises(ValueError, match="renew_every"):
+        LeaseTiming(seconds=20, renew_every=30)

@@ -28,6 +28,7 @@ from fargate_stack.errors import RateLimitedError, StackNotRegisteredError, Tran
 from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.observability import Metric, count, count_by, logger, milliseconds
 from fargate_stack.ports import Clock, LaunchQueue, ListedJob, StacksApi, TaskRunner
+from fargate_stack.usecases.poller_lease import PollerLease
 
 STACK_TYPE = "custom"
 
@@ -302,8 +303,11 @@ def run_polls(
     clock: Clock,
     timing: LoopTiming,
     remaining_seconds: Callable[[], float],
+    lease: PollerLease,
 ) -> list[PollSummary]:
-    """Poll every ``interval`` until ``safety_margin`` before the invocation must end.
+    """Poll every ``interval`` until ``safety_margin`` before the invocation must end,
+    while this invocation holds the poller lease; released at the end, so the next tick's
+    invocation takes over at once.
 
     A scheduled invocation arrives once a minute, but a job should wait seconds; so one
     invocation polls many times. Errors never end the loop early: a transient error waits
@@ -311,27 +315,40 @@ def run_polls(
     (configuration, auth) propagate and fail the invocation, which the alarms report.
     """
     summaries: list[PollSummary] = []
-    while True:
-        started = clock.monotonic()
-        wait = timing.interval_seconds
-        try:
-            poller.ensure_registered()
-            summaries.append(poller.poll_once())
-        except StackNotRegisteredError:
-            logger.warning("Buildkite does not know this stack; registering again")
-            count_by(Metric.POLL_ERRORS, "kind", PollError.NOT_REGISTERED)
-            poller.forget_registration()
-        except RateLimitedError as exc:
-            logger.warning(
-                "Stacks API rate limit; slowing down", extra={"retry_after": exc.retry_after}
-            )
-            count_by(Metric.POLL_ERRORS, "kind", PollError.RATE_LIMITED)
-            wait = max(wait, exc.retry_after or 0)
-        except TransientError as exc:
-            logger.warning("poll failed; trying again next interval", extra={"error": str(exc)})
-            count_by(Metric.POLL_ERRORS, "kind", PollError.TRANSIENT)
-        elapsed = clock.monotonic() - started
-        sleep_for = max(0.0, wait - elapsed)
-        if remaining_seconds() - sleep_for <= timing.safety_margin_seconds:
-            return summaries
-        clock.sleep(sleep_for)
+    try:
+        while True:
+            started = clock.monotonic()
+            wait = _poll_if_leased(poller, lease, timing, summaries)
+            elapsed = clock.monotonic() - started
+            sleep_for = max(0.0, wait - elapsed)
+            if remaining_seconds() - sleep_for <= timing.safety_margin_seconds:
+                return summaries
+            clock.sleep(sleep_for)
+    finally:
+        lease.release()
+
+
+def _poll_if_leased(
+    poller: PollJobs, lease: PollerLease, timing: LoopTiming, summaries: list[PollSummary]
+) -> float:
+    """One poll if this invocation holds the lease; returns how long to wait for the next."""
+    wait = timing.interval_seconds
+    if not lease.may_poll():
+        return wait
+    try:
+        poller.ensure_registered()
+        summaries.append(poller.poll_once())
+    except StackNotRegisteredError:
+        logger.warning("Buildkite does not know this stack; registering again")
+        count_by(Metric.POLL_ERRORS, "kind", PollError.NOT_REGISTERED)
+        poller.forget_registration()
+    except RateLimitedError as exc:
+        logger.warning(
+            "Stacks API rate limit; slowing down", extra={"retry_after": exc.retry_after}
+        )
+        count_by(Metric.POLL_ERRORS, "kind", PollError.RATE_LIMITED)
+        wait = max(wait, exc.retry_after or 0)
+    except TransientError as exc:
+        logger.warning("poll failed; trying again next interval", extra={"error": str(exc)})
+        count_by(Metric.POLL_ERRORS, "kind", PollError.TRANSIENT)
+    return wait
