@@ -83,9 +83,16 @@ class SimulatedAgent:
         self._token = token
         self._timing = timing
 
-    def run(self, job_uuid: str, *, killed_while_running: bool = False) -> int:
+    def run(
+        self, job_uuid: str, *, killed_while_running: bool = False, stopped: bool = False
+    ) -> int:
         """The agent's exit code. ``killed_while_running`` plays a container killed (out of
-        memory, Spot reclaim) after the job started: the job is never finished."""
+        memory) after the job started: the job is never finished. ``stopped`` plays ECS
+        stopping the task (a Spot interruption) while the job runs: the task's entrypoint
+        turns ECS's SIGTERM into SIGQUIT, so the agent cancels the job and finishes it as
+        the real one does, exit status -1, signal SIGTERM (the job process ends on the
+        cancel signal) and signal reason ``agent_stop``, then exits 0
+        (docs/reference/aws.md §H.20)."""
         session = requests.Session()
         registered = session.post(
             self._base + "register",
@@ -109,6 +116,15 @@ class SimulatedAgent:
         session.put(self._base + f"jobs/{job_uuid}/start", headers=headers, timeout=_HTTP_TIMEOUT)
         if killed_while_running:
             return 137
+        if stopped:
+            session.put(
+                self._base + f"jobs/{job_uuid}/finish",
+                json={"exit_status": "-1", "signal": "SIGTERM", "signal_reason": "agent_stop"},
+                headers=headers,
+                timeout=_HTTP_TIMEOUT,
+            )
+            session.post(self._base + "disconnect", headers=headers, timeout=_HTTP_TIMEOUT)
+            return 0
         exit_status = self._execute(
             str(job.get("command") or job.get("env", {}).get("BUILDKITE_COMMAND", "true"))
         )
@@ -308,11 +324,12 @@ class SimulatedFargate:
             return
         job = task.job_uuid
 
-        killed = task.failure in (Failure.OUT_OF_MEMORY, Failure.SPOT)
+        killed = task.failure is Failure.OUT_OF_MEMORY
+        stopped = task.failure is Failure.SPOT
 
         def run() -> None:
             try:
-                code = self._agent.run(job, killed_while_running=killed)
+                code = self._agent.run(job, killed_while_running=killed, stopped=stopped)
             except requests.RequestException:
                 code = 1
             with self._lock:
@@ -333,7 +350,7 @@ class SimulatedFargate:
             )
             self._stop(task, "EssentialContainerExited", "Essential container in task exited")
         elif task.failure is Failure.SPOT:
-            task.exit_code = 143
+            task.exit_code = code  # the agent canceled its job and exited by itself
             self._stop(task, "SpotInterruption", "Your Spot Task was interrupted.")
         else:
             task.exit_code = code

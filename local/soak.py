@@ -58,7 +58,8 @@ def figures(report: WorldReport) -> SoakFigures:
         elif job.finished_by == "stack" and job.detail:
             outcome["failed_back"] += 1
         elif job.finished_by == "agent" or job.state in AGENT_STATES:
-            # Includes agents lost with their task (out of memory, Spot): Buildkite's to end.
+            # Includes agents lost with their task (out of memory) and jobs a Spot stop
+            # canceled (finished by the agent, signal reason agent_stop).
             outcome["run"] += 1
         else:
             outcome["lost"] += 1

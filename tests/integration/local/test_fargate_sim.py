@@ -123,3 +123,23 @@ def test_out_of_memory_kills_the_agent_after_it_took_the_job(
     assert job_view(emulator, job)["state"] == "running"
     task = parse_task_state_change(events[-1]).stopped_task("agent")
     assert "OutOfMemoryError" in (task.agent_reason or "")
+
+
+def test_a_spot_interruption_cancels_the_job_cleanly_instead_of_losing_the_agent(
+    moto_ecs: MotoEcs, emulator: Emulator
+) -> None:
+    """The task's entrypoint turns ECS's SIGTERM into the agent's SIGQUIT (template.yaml),
+    so the agent cancels its job and finishes it with signal reason agent_stop, which a
+    `retry: automatic` rule can match (docs/deploy.md), instead of running on until
+    Fargate kills it and Buildkite marks the agent lost."""
+    job = create_job(emulator, "sleep 5", Failure.SPOT)
+    launch(moto_ecs, job)
+    fargate, events = simulate(moto_ecs, emulator)
+    run_until_stopped(fargate)
+    view = job_view(emulator, job)
+    assert view["state"] == "finished"
+    assert view["finished_by"] == "agent"
+    assert (view["exit_status"], view["signal_reason"]) == (-1, "agent_stop")
+    stopped = parse_task_state_change(events[-1])
+    assert stopped.detail.stop_code == "SpotInterruption"
+    assert stopped.stopped_task("agent").agent_exit_code == 0

@@ -98,6 +98,10 @@ class HandleStopped:
         if state not in NEVER_TAKEN_STATES:
             return self._ignore(job_uuid, Ignored.AGENT_TOOK_JOB, state=state)
         try:
+            # Exit status -1 and no signal reason: the documented finish request has none, and
+            # the Stacks API docs say the platform itself sets `stack_error`, which a step's
+            # `retry: automatic` rule can exclude (docs/reference/aws.md §H.22; whether it
+            # does so on every finish is UNCONFIRMED, docs/deploy.md gives rules safe either way).
             self._api.fail_job(
                 stack_key=self._stack_key,
                 job_uuid=job_uuid,

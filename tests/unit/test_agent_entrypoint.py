@@ -1,0 +1,131 @@
+"""The agent container's entrypoint script, run for real: the script in template.yaml under
+bash, with a dummy ``buildkite-agent-entrypoint`` first on PATH that records the signals it
+gets and exits with a status of its own.
+
+ECS stops a task with SIGTERM; buildkite-agent cancels its job only on SIGQUIT
+(docs/reference/aws.md §H.6, §H.20). The script must hand the image's entrypoint a QUIT
+for each TERM, pass the Command's arguments through, and exit with the child's status
+(the failure handler reads the agent's exit code, docs/reference/aws.md §A.2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from local.template import load_sam_template
+
+BASH = shutil.which("bash")
+pytestmark = pytest.mark.skipif(BASH is None, reason="bash is not installed")
+
+# A POSIX sh that traps what it gets, as the agent does with signal.Notify. A shell cannot
+# trap a signal that was ignored when it started, so this also proves the script hands the
+# child QUIT at its default disposition.
+DUMMY_AGENT = """#!/bin/sh
+quits=0
+quit() {
+  echo QUIT >> "$RECORD"
+  quits=$((quits + 1))
+  [ "$quits" -lt "${QUITS_TO_EXIT:-1}" ] || exit 7
+}
+trap quit QUIT
+trap 'echo TERM >> "$RECORD"; exit 8' TERM
+echo $$ > "$RECORD.pid"
+echo "$*" > "$RECORD.args"
+[ -n "${EXIT_AT_ONCE:-}" ] && exit "$EXIT_AT_ONCE"
+while :; do sleep 0.05; done
+"""
+
+
+def entrypoint() -> list[str]:
+    task = load_sam_template()["Resources"]["AgentTaskDefinition"]["Properties"]
+    (container,) = task["ContainerDefinitions"]
+    words: list[str] = [*container["EntryPoint"], *container["Command"]]
+    return words
+
+
+def start(tmp_path: Path, shell: str | None = None, **extra: str) -> subprocess.Popen[bytes]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    dummy = bin_dir / "buildkite-agent-entrypoint"
+    dummy.write_text(DUMMY_AGENT)
+    dummy.chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "RECORD": str(tmp_path / "signals"),
+        **extra,
+    }
+    argv = entrypoint()
+    if shell is not None:
+        argv[0] = shell
+    return subprocess.Popen(argv, env=env)  # our own template's script
+
+
+def wait_for(path: Path, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() or not path.read_text():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.02)
+
+
+@pytest.fixture(autouse=True)
+def no_dummy_left_running(tmp_path: Path) -> Iterator[None]:
+    yield
+    pid_file = tmp_path / "signals.pid"
+    if pid_file.exists() and pid_file.read_text().strip():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_sigterm_reaches_the_agent_as_sigquit_and_the_exit_status_passes_through(
+    tmp_path: Path,
+) -> None:
+    wrapper = start(tmp_path)
+    wait_for(tmp_path / "signals.args")
+    wrapper.send_signal(signal.SIGTERM)
+    assert wrapper.wait(timeout=5) == 7  # the dummy's exit status on QUIT
+    assert (tmp_path / "signals").read_text().split() == ["QUIT"]
+    assert (tmp_path / "signals.args").read_text().strip() == "start"
+
+
+def test_without_a_stop_the_agents_own_exit_status_is_the_containers(tmp_path: Path) -> None:
+    wrapper = start(tmp_path, EXIT_AT_ONCE="27")  # job not acquirable
+    assert wrapper.wait(timeout=5) == 27
+    assert not (tmp_path / "signals").exists()
+
+
+def test_a_second_sigterm_is_a_second_quit_never_a_term(tmp_path: Path) -> None:
+    wrapper = start(tmp_path, QUITS_TO_EXIT="2")  # the agent still canceling its job
+    wait_for(tmp_path / "signals.args")
+    wrapper.send_signal(signal.SIGTERM)
+    wait_for(tmp_path / "signals")
+    assert wrapper.poll() is None  # the script waits on for the agent
+    wrapper.send_signal(signal.SIGTERM)
+    assert wrapper.wait(timeout=5) == 7
+    assert (tmp_path / "signals").read_text().split() == ["QUIT", "QUIT"]
+
+
+@pytest.mark.skipif(
+    not Path("/bin/sh").resolve().name.startswith("dash"), reason="/bin/sh is not dash"
+)
+def test_under_dash_the_background_agent_would_start_with_quit_ignored(tmp_path: Path) -> None:
+    """Why the entrypoint names bash: dash starts an asynchronous command with SIGINT and
+    SIGQUIT ignored and its `trap -` cannot undo that (docs/reference/aws.md §H.21), so the
+    dummy cannot even trap QUIT and TERM never becomes a cancel."""
+    wrapper = start(tmp_path, shell="/bin/sh")
+    wait_for(tmp_path / "signals.args")
+    wrapper.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert wrapper.poll() is None  # the QUIT was ignored: the "agent" runs on
+    assert not (tmp_path / "signals").exists()
+    wrapper.kill()
+    wrapper.wait(timeout=5)  # the fixture ends the dummy
