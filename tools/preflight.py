@@ -42,7 +42,8 @@ FAILURE_HANDLER_CONCURRENCY = 1
 # Below this account quota the account is one of the reduced new-account quotas
 # (docs/reference/aws.md §H.2, §H.16): a burst of stop events can throttle.
 LOW_LAMBDA_QUOTA = 100
-# A full secret ARN ends in the name, a hyphen and six random characters (§H.5).
+# A full secret ARN ends in the name, a hyphen and six random characters
+# (docs/reference/aws.md §H.5).
 FULL_SECRET_ARN = re.compile(
     r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$"
 )
@@ -213,7 +214,7 @@ def subnet_rows(
     assign_public_ip: str,
 ) -> list[Row]:
     """Each subnet exists and routes 0.0.0.0/0 to a NAT gateway, or to an internet gateway
-    with a public IP; several AZs give Fargate more capacity (docs/deploy.md)."""
+    with a public IP (docs/reference/aws.md §H.17); several AZs give Fargate more capacity."""
     found = {s["SubnetId"]: s for s in subnets}
     rows: list[Row] = []
     for subnet_id in requested:
@@ -358,7 +359,8 @@ def secret_value_rows(label: str, shape: TokenShape) -> list[Row]:
 
 
 def kms_rows(metadata: dict[str, Any]) -> list[Row]:
-    """A key for the secrets must be enabled, symmetric and for encryption."""
+    """A key for the secrets must be enabled, symmetric and for encryption: Secrets Manager
+    takes only symmetric keys (docs/reference/aws.md §H.17)."""
     arn = metadata.get("Arn", metadata.get("KeyId", "?"))
     problems = []
     if not metadata.get("Enabled") or metadata.get("KeyState") != "Enabled":
