@@ -19,7 +19,7 @@ SAM_VERSION := 1.170.0
 SEC_VENV ?= .venv-security
 SEC_REQS := tools/requirements-security.txt
 
-.PHONY: bench docs build validate help venv lint security audit format typecheck test suites test-fast unit integration template local soak emulator clean
+.PHONY: bench docs build validate preflight help venv lint security audit format typecheck test suites test-fast unit integration template local soak emulator clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -100,6 +100,9 @@ validate: $(SAM_VENV)/.installed ## sam validate --lint (cfn-lint on the SAM tem
 
 bench: $(STAMP) ## Benchmarks (cold start, API calls, dispatch latency, burst, cost); ARGS="--help"
 	$(PY) -m bench $(ARGS)
+
+preflight: $(STAMP) ## Check an AWS account before the first deploy (your credentials); ARGS="--help"
+	$(PY) tools/preflight.py $(ARGS)
 
 docs: $(STAMP) ## Regenerate docs/configuration.md from template.yaml
 	$(PY) tools/config_docs.py
