@@ -23,6 +23,16 @@ patched here and named (docs/reference/tooling.md §3):
   request within 24 h answers the first task, another request is a conflict), and its
   tasks carry ``createdAt``.
 
+- moto's CloudFormation update (``update_stack``, the local world's mid-run deploy) fails on
+  a function's ``Layers``, re-registers a changed task definition with its container
+  definitions' keys left in CloudFormation's case (no name, no image) and deregisters the old
+  revision whatever its ``UpdateReplacePolicy``, ignores a queue's changed ``RedrivePolicy``,
+  accepts ``UsePreviousValue`` only for parameters given at create, and lists updated log
+  groups without their logical id: the patches fix the first three, ``update`` below applies
+  the redrive and passes every value;
+- moto's RunTask starts tasks from an INACTIVE (deregistered) revision, which ECS refuses: the
+  local one refuses it with a ``ClientException``.
+
 Each function's environment is the template's own ``Environment`` for that function with
 every ``Ref``/``GetAtt`` resolved against the created stack.
 """
@@ -43,7 +53,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +82,8 @@ class AwsWorld:
     token_secret_arn: str
     subnet: str
     security_group: str
+    # The stack's parameter values (every one given explicitly: see ``update``).
+    parameters: Mapping[str, str] = field(default_factory=dict)
 
     def id_of(self, logical_id: str) -> str:
         return self.physical_ids[logical_id]
@@ -112,6 +124,69 @@ def _speed_up_moto_sqs() -> None:
 
     Queue.attributes = property(attributes)  # type: ignore[assignment,method-assign]
     SQSBackend.send_message = send_message  # type: ignore[method-assign]
+
+
+def _fix_moto_task_definition_update() -> None:
+    """A replaced task definition as CloudFormation makes it: the new revision from the
+    template's properties in ECS's case, and the old one deregistered unless the resource's
+    ``UpdateReplacePolicy`` is Retain (docs/reference/aws.md §H.26)."""
+    from moto.core.utils import pascal_to_camelcase, remap_nested_keys  # noqa: PLC0415
+    from moto.ecs.models import TaskDefinition, ecs_backends  # noqa: PLC0415 - local world only
+
+    def update(  # noqa: PLR0917 - moto's signature
+        cls: type[TaskDefinition],
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        properties = cloudformation_json["Properties"]
+        backend = ecs_backends[account_id][region_name]
+        if cloudformation_json.get("UpdateReplacePolicy") != "Retain":
+            backend.deregister_task_definition(original_resource.arn)
+        return backend.register_task_definition(
+            family=properties.get("Family", original_resource.family),
+            container_definitions=remap_nested_keys(
+                properties.get("ContainerDefinitions", []), pascal_to_camelcase
+            ),
+            volumes=remap_nested_keys(properties.get("Volumes", []), pascal_to_camelcase),
+            memory=properties.get("Memory"),
+        )
+
+    TaskDefinition.update_from_cloudformation_json = classmethod(update)  # type: ignore[assignment,method-assign]
+
+
+def _refuse_inactive_task_definitions() -> None:
+    """ECS runs no new task from an INACTIVE revision (docs/reference/aws.md §H.26); moto's
+    RunTask does. The local one answers a ClientException (its wording is UNCONFIRMED)."""
+    from moto.ecs.exceptions import EcsClientException  # noqa: PLC0415 - local world only
+    from moto.ecs.models import EC2ContainerServiceBackend  # noqa: PLC0415
+
+    original = EC2ContainerServiceBackend.run_task
+
+    def run_task(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
+        name = kwargs.get("task_definition_str") or (args[1] if len(args) > 1 else "")
+        if name and self.describe_task_definition(name).status == "INACTIVE":
+            raise EcsClientException("TaskDefinition is inactive")
+        return original(self, *args, **kwargs)
+
+    EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign]
+
+
+def _fix_moto_lambda_update() -> None:
+    """moto's CloudFormation update hands a function's ``Layers`` to Lambda as the layer
+    version objects a ``Ref`` resolved to, not their ARNs, and the update fails with
+    AttributeError: the patch takes each object's ARN (docs/local.md)."""
+    from moto.awslambda.models import LambdaFunction  # noqa: PLC0415 - only the local world
+
+    original = LambdaFunction._get_layers_data
+
+    def get_layers_data(self: LambdaFunction, layers: list[Any]) -> Any:
+        arns = [layer if isinstance(layer, str) else layer.arn for layer in layers]
+        return original(self, arns)
+
+    LambdaFunction._get_layers_data = get_layers_data  # type: ignore[method-assign,assignment]
 
 
 # Fargate's task launch rate (docs/reference/aws.md §B.4): a token bucket per account and Region,
@@ -352,6 +427,9 @@ def serve_moto() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     _speed_up_moto_sqs()
     _speed_up_moto_ecs()
+    _fix_moto_lambda_update()
+    _fix_moto_task_definition_update()
+    _refuse_inactive_task_definitions()
     _throttle_run_task(os.environ.get(RUNTASK_RATE_ENV, RUNTASK_RATE_DEFAULT))
     faults = json.loads(os.environ.get(AWS_FAULTS_ENV) or "{}")
     injected = _inject_aws_faults(faults) if faults else Counter[str]()
@@ -475,22 +553,82 @@ def provision(endpoint_url: str, parameters: Mapping[str, str], token: str) -> A
         status = client.describe_stacks(StackName=STACK_NAME)["Stacks"][0]["StackStatus"]
     if status != "CREATE_COMPLETE":
         raise RuntimeError(f"moto could not create the stack: {status}")
-    physical = {
-        r["LogicalResourceId"]: r["PhysicalResourceId"]
-        for r in client.describe_stack_resources(StackName=STACK_NAME)["StackResources"]
-        if r.get("PhysicalResourceId")
-    }
     defaults = {k: str(v.get("Default", "")) for k, v in cfn["Parameters"].items()}
     resolved_params = {**defaults, **values}
-    environments = {fn: _environment(cfn, fn, resolved_params, physical) for fn in FUNCTIONS}
+    physical = _physical_ids(client)
     return AwsWorld(
         endpoint_url=endpoint_url,
         physical_ids=physical,
-        environments=environments,
+        environments={fn: _environment(cfn, fn, resolved_params, physical) for fn in FUNCTIONS},
         token_secret_arn=secret_arn,
         subnet=subnet,
         security_group=security_group,
+        parameters=resolved_params,
     )
+
+
+def _physical_ids(client: Any) -> dict[str, str]:
+    # list_stack_resources, not describe_stack_resources: after an update moto describes
+    # the updated log groups without their logical id.
+    pages = client.get_paginator("list_stack_resources").paginate(StackName=STACK_NAME)
+    return {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for page in pages
+        for r in page["StackResourceSummaries"]
+        if r.get("PhysicalResourceId")
+    }
+
+
+def update(aws: AwsWorld, changes: Mapping[str, str]) -> AwsWorld:
+    """`sam deploy` of a new version with changed parameters: update the stack in moto with
+    the template as it is now, then apply what moto's update leaves out (the module
+    docstring); returns the world with each function's new environment."""
+    values = {**aws.parameters, **changes}
+    cfn = _patch_for_moto(translate(load_sam_template()))
+    client = boto3.client("cloudformation", region_name=REGION)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
+        client.update_stack(
+            StackName=STACK_NAME,
+            TemplateBody=json.dumps(cfn),
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+            # Every value explicitly: moto's UsePreviousValue fails on a parameter that
+            # took its default at create.
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
+        )
+    status = client.describe_stacks(StackName=STACK_NAME)["Stacks"][0]["StackStatus"]
+    if status != "UPDATE_COMPLETE":
+        raise RuntimeError(f"moto could not update the stack: {status}")
+    physical = _physical_ids(client)
+    _apply_redrive_policies(cfn, values, physical)
+    return AwsWorld(
+        endpoint_url=aws.endpoint_url,
+        physical_ids=physical,
+        environments={fn: _environment(cfn, fn, values, physical) for fn in FUNCTIONS},
+        token_secret_arn=aws.token_secret_arn,
+        subnet=aws.subnet,
+        security_group=aws.security_group,
+        parameters=values,
+    )
+
+
+def _apply_redrive_policies(
+    cfn: dict[str, Any], params: Mapping[str, str], physical: Mapping[str, str]
+) -> None:
+    """moto's queue update ignores RedrivePolicy; SQS's SetQueueAttributes changes it in
+    place (no replacement), as CloudFormation does."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    for name, resource in cfn["Resources"].items():
+        redrive = resource.get("Properties", {}).get("RedrivePolicy")
+        if resource["Type"] != "AWS::SQS::Queue" or not redrive:
+            continue
+        url = _queue_url(physical[name])
+        current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
+        policy = json.loads(current["Attributes"]["RedrivePolicy"])
+        policy["maxReceiveCount"] = int(
+            resolve_intrinsic(redrive["maxReceiveCount"], cfn, params, physical)
+        )
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": json.dumps(policy)})
 
 
 def _create_stack(client: Any, cfn: dict[str, Any], values: Mapping[str, str]) -> None:

@@ -95,6 +95,12 @@ def print_figures(result: SoakFigures, report: WorldReport, out: TextIO) -> None
         "ECS events duplicated": counts.get("events_duplicated", 0),
         "ECS events delivered late": counts.get("events_delayed", 0),
         "RunTask retries inside botocore": report.aws_retries.get("ecs.RunTask", 0),
+        "stack updates mid-run": counts.get("stack_updates", 0),
+        "launches before the update": counts.get("launched_before_update", 0),
+        "launches after it": counts.get("launched_after_update", 0),
+        "  of them on the old task definition revision": counts.get(
+            "launched_after_update_on_old_revision", 0
+        ),
     }
     for kind, n in extra.items():
         print(f"  {kind:<52} {n:>6}", file=out)
@@ -124,6 +130,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     parser.add_argument("--seed", type=int, default=None, help="replay a run's dice")
     parser.add_argument("--max-in-flight", type=int, default=300, help="MaxInFlight (300)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds before giving up")
+    parser.add_argument(
+        "--no-update",
+        action="store_true",
+        help="skip the mid-run stack update (a deploy with jobs in flight, on by default)",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help=f"output folder ({OUT})")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
@@ -137,6 +148,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         # launcher does ~10/s under these faults), so only delays make reservations expire.
         max_in_flight=args.max_in_flight,
         chaos=ChaosPlan(seed=seed),
+        # A deploy of a new version mid-run: lose nothing, launch nothing twice.
+        update_midway=not args.no_update,
         timeout=args.timeout or 240 + args.jobs / 5,
         out_dir=args.out,
     )

@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 import requests
 
-from local.aws_world import REGION, AwsWorld, moto_server, provision
+from local.aws_world import REGION, AwsWorld, moto_server, provision, update
 from local.chaos import ChaosDriver, ChaosPlan
 from local.container import InvocationError, LambdaContainer, LocalCrash
 from local.emf import emf_series, emf_totals, poll_times
@@ -87,6 +87,17 @@ class WorldOptions:
     chaos: ChaosPlan | None = None
     # Stacks API faults set once at the start (the emulator's fault specs, docs/local.md).
     stacks_faults: tuple[Mapping[str, Any], ...] = ()
+    # A deploy in the middle of the run (docs/deploy.md#updating-a-running-stack): once
+    # about half the launchable jobs have a task, update the stack in moto with these
+    # parameter changes (a new agent image replaces the task definition; the launch queue's
+    # redrive changes in place); functions' containers started after it run the new
+    # environment, invocations in flight finish on the old ones.
+    update_midway: bool = False
+    update_changes: tuple[tuple[str, str], ...] = (
+        ("AgentImage", "public.ecr.aws/buildkite/agent:3.88.0"),
+        ("LaunchMaxReceives", "6"),
+        ("PollIntervalSeconds", "2"),
+    )
     token: str = "bkct_local_0123456789abcdef"  # noqa: S105 - the emulator's own token
     out_dir: Path = OUT
 
@@ -134,11 +145,41 @@ def workload(opts: WorldOptions) -> list[tuple[str, dict[str, Any]]]:
     return named
 
 
+class ContainerSlot:
+    """One of a function's concurrent executions. After a deploy (``generation`` moved on)
+    its container is replaced before the next invocation, and the invocation in flight
+    finishes on the old one, as Lambda does with a new version."""
+
+    def __init__(self, start: Callable[[], LambdaContainer], generation: Callable[[], int]) -> None:
+        self._start = start
+        self._generation = generation
+        self._at = generation()
+        self.container = start()
+        self.started = 1
+        # What the replaced containers counted: (call durations, retries, crashes).
+        self.retired: list[tuple[dict[str, list[float]], dict[str, int], dict[str, int]]] = []
+
+    def wait_ready(self) -> None:
+        self.container.wait_ready()
+
+    def invoke(self, event: dict[str, Any], context: LocalContext) -> Any:
+        if self._generation() != self._at:
+            self._at = self._generation()
+            self.retired.append(self.container.close())
+            self.container = self._start()
+            self.container.wait_ready()
+            self.started += 1
+        return self.container.invoke(event, context)
+
+    def close(self) -> list[tuple[dict[str, list[float]], dict[str, int], dict[str, int]]]:
+        return [*self.retired, self.container.close()]
+
+
 @dataclass
 class Plumbing:
     # One event source per launcher container: the mapping's concurrent batches.
     launches: list[SqsEventSource]
-    containers: list[LambdaContainer]
+    containers: list[ContainerSlot]
     gave_up: SqsEventSource
     # EventsDeadLetterQueue: the stop events the failure handler failed on, retried.
     event_retries: SqsEventSource
@@ -188,13 +229,13 @@ class Plumbing:
         """Stop the containers; their AWS calls join the stack's counts. Returns their
         crashes by point."""
         crashes: Counter[str] = Counter()
-        for container in self.containers:
-            durations, retries, crashed = container.close()
-            for operation, times in durations.items():
-                into.durations[operation].extend(times)
-            for operation, count in retries.items():
-                into.retries[operation] += count
-            crashes.update(crashed)
+        for slot in self.containers:
+            for durations, retries, crashed in slot.close():
+                for operation, times in durations.items():
+                    into.durations[operation].extend(times)
+                for operation, count in retries.items():
+                    into.retries[operation] += count
+                crashes.update(crashed)
         return crashes
 
     def evidence(self, errors: list[str]) -> dict[str, list[str]]:
@@ -217,7 +258,7 @@ class Plumbing:
 
     def counts(self) -> dict[str, int]:
         return {
-            "launcher_containers": len(self.containers),
+            "launcher_containers": sum(slot.started for slot in self.containers),
             "launcher_invocations": sum(source.stats.invocations for source in self.launches),
             "launcher_failures": sum(source.stats.failures for source in self.launches),
             "sqs_duplicate_deliveries": sum(s.stats.duplicates for s in self.launches),
@@ -241,6 +282,12 @@ class World:
         # Faults injected by kind (soak only), and DLQ/parked records nobody handled.
         self.faults: Counter[str] = Counter()
         self.dlq_left = self.events_left = self.parked = 0
+        # The deployed version: moves on with a mid-run update (containers started after it
+        # run the new environment). When it happened (time.time()), and the stack as updated.
+        self.generation = 0
+        self.updated_at: float | None = None
+        self._aws: AwsWorld | None = None
+        self._stack_calls: CallTimer | None = None
 
     # ------------------------------------------------------------------ setup
     def control(self, emu: Emulator, method: str, path: str, body: object = None) -> Any:
@@ -320,8 +367,13 @@ class World:
         failure_handler = load_handler("failure_handler")
         chaos = o.chaos
         launcher_env = chaos.launcher_env() if chaos else {}
+        log = o.out_dir / "lambda.log"
+
+        def starter(index: int) -> Callable[[], LambdaContainer]:
+            return lambda: LambdaContainer("launcher", log, index, launcher_env)
+
         containers = [
-            LambdaContainer("launcher", o.out_dir / "lambda.log", index, launcher_env)
+            ContainerSlot(starter(index), lambda: self.generation)
             for index in range(o.launcher_concurrency)
         ]
         for container in containers:
@@ -403,7 +455,12 @@ class World:
         poller = load_handler("poller")
         tick = {"detail-type": "Scheduled Event", "source": "aws.scheduler", "detail": {}}
         margin = float(os.environ.get("POLL_SAFETY_MARGIN_SECONDS", "10"))
+        generation = self.generation
         while not stop.is_set():
+            if generation != self.generation:
+                # A new execution environment of the new version: nothing cached survives.
+                generation = self.generation
+                self._restart_in_process_functions()
             context = LocalContext("poller", margin + self.opts.poll_invocation_seconds)
             try:
                 poller.lambda_handler(tick, context)
@@ -419,20 +476,23 @@ class World:
     def _drive_overlapping_poller(self, stop: threading.Event, errors: list[str]) -> None:
         """Another execution environment of the poller, its invocations starting half an
         invocation after the first's: without the lease both would poll."""
-        container = LambdaContainer("poller", self.opts.out_dir / "lambda.log", index=1000)
+        slot = ContainerSlot(
+            lambda: LambdaContainer("poller", self.opts.out_dir / "lambda.log", index=1000),
+            lambda: self.generation,
+        )
         try:
-            container.wait_ready()
+            slot.wait_ready()
             margin = float(os.environ.get("POLL_SAFETY_MARGIN_SECONDS", "10"))
             stop.wait(self.opts.poll_invocation_seconds / 2)
             while not stop.is_set():
                 context = LocalContext("poller", margin + self.opts.poll_invocation_seconds)
                 try:
-                    container.invoke({"detail-type": "Scheduled Event", "detail": {}}, context)
+                    slot.invoke({"detail-type": "Scheduled Event", "detail": {}}, context)
                 except InvocationError as exc:
                     errors.append(str(exc))
                     stop.wait(self.opts.poll_interval)
         finally:
-            container.close()
+            slot.close()
 
     def _start_pollers(self, stop: threading.Event, errors: list[str]) -> list[threading.Thread]:
         drivers = [("poller", self._drive_poller)]
@@ -452,6 +512,7 @@ class World:
 
         # Before any client is made: a client copies its session's hooks when created.
         stack_calls, plumbing_calls = CallTimer(aws_session()), CallTimer(PLUMBING)
+        self._stack_calls, self._aws = stack_calls, aws
         if o.chaos:
             self._crash_poller_after_reserve(aws_session().events, o.chaos)
         plumbing = self._plumbing(emu, aws)
@@ -494,6 +555,8 @@ class World:
             self.parked = _messages_left(aws, "ParkedQueue")
         report = self._report(emu, plumbing.fargate)
         report.counts.update(plumbing.counts(), poller_errors=len(poller_errors))
+        if self.updated_at is not None:
+            report.counts.update(self._update_counts(plumbing.fargate))
         report.evidence = plumbing.evidence(poller_errors)
         report.handler_seconds = plumbing.handler_seconds()
         report.aws_calls = {op: len(times) for op, times in stack_calls.durations.items()}
@@ -521,6 +584,8 @@ class World:
                 paused = False
                 feeder.start()
             plumbing.step_fargate()
+            if o.update_midway and self.updated_at is None and self._midway(plumbing.fargate):
+                self._update()
             # Reading every job's state costs as much as a launch batch at 2,000 jobs:
             # check (and show progress) a few times a second, not every step.
             if time.monotonic() < next_check:
@@ -536,6 +601,56 @@ class World:
             if not paused and not feeder.is_alive() and settled:
                 return
             time.sleep(0.05)
+
+    # ------------------------------------------------------------------ mid-run update
+    def _midway(self, fargate: SimulatedFargate) -> bool:
+        """About half the jobs the stack will launch have a task."""
+        launchable = self.opts.jobs + self.opts.feed_jobs + 2  # + image pull, out of memory
+        return len(fargate.tasks) >= max(1, launchable // 2)
+
+    def _update(self) -> None:
+        """`sam deploy` of a new version: the stack updated in moto, the functions'
+        environment resolved again, and a new generation of containers."""
+        assert self._aws is not None
+        started = time.monotonic()
+        self._aws = update(self._aws, dict(self.opts.update_changes))
+        env: dict[str, str] = {}
+        for variables in self._aws.environments.values():
+            env.update(variables)
+        env["POWERTOOLS_SERVICE_NAME"] = "local"
+        os.environ.update(env)
+        self.updated_at = time.time()
+        self.generation += 1
+        changes = ", ".join(f"{k}={v}" for k, v in self.opts.update_changes)
+        took = time.monotonic() - started
+        self.say(f"  update:  the stack was updated ({changes}) in {took:.1f} s")
+
+    def _restart_in_process_functions(self) -> None:
+        """The in-process functions' new execution environment: bootstrap's caches
+        forgotten (new settings, clients and session), the call counter and the chaos hooks
+        on the new session."""
+        from fargate_stack import bootstrap  # noqa: PLC0415 - layer path set by then
+
+        bootstrap.reset()
+        if self._stack_calls is not None:
+            self._stack_calls.attach(bootstrap.aws_session().events)
+        if self.opts.chaos:
+            self._crash_poller_after_reserve(bootstrap.aws_session().events, self.opts.chaos)
+
+    def _update_counts(self, fargate: SimulatedFargate) -> dict[str, int]:
+        """Launches before and after the update, and by task definition revision."""
+        assert self.updated_at is not None and self._aws is not None
+        current = self._aws.environments["LauncherFunction"]["TASK_DEFINITION"]
+        tasks = [t for t in fargate.tasks.values() if t.job_uuid]
+        after = [t for t in tasks if t.run_task_at.timestamp() >= self.updated_at]
+        return {
+            "stack_updates": self.generation,
+            "launched_before_update": len(tasks) - len(after),
+            "launched_after_update": len(after),
+            "launched_after_update_on_old_revision": sum(
+                t.task_definition_arn != current for t in after
+            ),
+        }
 
     def _crash_poller_after_reserve(self, events: Any, plan: ChaosPlan) -> None:
         rng = plan.rng("poller-crash")
