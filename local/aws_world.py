@@ -160,14 +160,21 @@ def _fix_moto_task_definition_update() -> None:
 def _refuse_inactive_task_definitions() -> None:
     """ECS runs no new task from an INACTIVE revision (docs/reference/aws.md §H.26); moto's
     RunTask does. The local one answers a ClientException (its wording is UNCONFIRMED)."""
-    from moto.ecs.exceptions import EcsClientException  # noqa: PLC0415 - local world only
+    from moto.ecs.exceptions import (  # noqa: PLC0415 - local world only
+        EcsClientException,
+        TaskDefinitionNotFoundException,
+    )
     from moto.ecs.models import EC2ContainerServiceBackend  # noqa: PLC0415
 
     original = EC2ContainerServiceBackend.run_task
 
     def run_task(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
         name = kwargs.get("task_definition_str") or (args[1] if len(args) > 1 else "")
-        if name and self.describe_task_definition(name).status == "INACTIVE":
+        try:
+            inactive = bool(name) and self.describe_task_definition(name).status == "INACTIVE"
+        except TaskDefinitionNotFoundException:
+            inactive = False  # moto's own answer (after its cluster check) stays as it was
+        if inactive:
             raise EcsClientException("TaskDefinition is inactive")
         return original(self, *args, **kwargs)
 
