@@ -21,7 +21,14 @@ patched here and named (docs/reference/tooling.md §3):
   answering ThrottlingException past it as ECS does;
 - moto's RunTask ignores ``clientToken``: the local one keeps tokens as ECS does (the same
   request within 24 h answers the first task, another request is a conflict), and its
-  tasks carry ``createdAt``.
+  tasks carry ``createdAt``;
+- moto's CloudFormation keeps an ``AWS::NoValue`` in a list as ``None`` (CloudFormation
+  drops the element), so a role's conditional policy (``Fn::If`` to ``AWS::NoValue`` in
+  ``Policies``) failed moto's IAM: the patch drops it from lists as it already does from
+  mappings;
+- moto's CloudFormation skips the ECR pull-through cache rule and repository creation
+  template (``AWS::ECR::PullThroughCacheRule``, ``AWS::ECR::RepositoryCreationTemplate``):
+  the simulated Fargate pulls nothing, and the template tests check both resources.
 
 - moto's CloudFormation update (``update_stack``, the local world's mid-run deploy) fails on
   a function's ``Layers``, re-registers a changed task definition with its container
@@ -426,6 +433,26 @@ def model_ecs_client_tokens() -> None:
     EC2ContainerServiceResponse.client_tokens_modelled = True  # type: ignore[attr-defined]
 
 
+def model_cloudformation_no_value_in_lists() -> None:
+    """CloudFormation removes ``AWS::NoValue`` from a list (an ``Fn::If`` that chooses it
+    drops the element); moto's ``clean_json`` drops it from mappings only and leaves
+    ``None`` in lists. Same answers otherwise. Idempotent."""
+    from moto.cloudformation import parsing  # noqa: PLC0415 - only the local world patches it
+
+    if getattr(parsing, "no_value_in_lists_modelled", False):
+        return
+    original = parsing.clean_json
+
+    def clean_json(resource_json: Any, resources_map: Any) -> Any:
+        if isinstance(resource_json, list):
+            cleaned = [clean_json(value, resources_map) for value in resource_json]
+            return [value for value in cleaned if value is not None]
+        return original(resource_json, resources_map)
+
+    parsing.clean_json = clean_json
+    parsing.no_value_in_lists_modelled = True  # type: ignore[attr-defined]
+
+
 def serve_moto() -> None:
     """Child-process entry: a moto server on a free loopback port, printed on stdout, until
     stdin closes (the parent exited or is done)."""
@@ -437,6 +464,7 @@ def serve_moto() -> None:
     _fix_moto_lambda_update()
     _fix_moto_task_definition_update()
     _refuse_inactive_task_definitions()
+    model_cloudformation_no_value_in_lists()
     _throttle_run_task(os.environ.get(RUNTASK_RATE_ENV, RUNTASK_RATE_DEFAULT))
     faults = json.loads(os.environ.get(AWS_FAULTS_ENV) or "{}")
     injected = _inject_aws_faults(faults) if faults else Counter[str]()
@@ -551,10 +579,12 @@ def provision(endpoint_url: str, parameters: Mapping[str, str], token: str) -> A
     }
     sam = load_sam_template()
     cfn = _patch_for_moto(translate(sam))
+    model_cloudformation_no_value_in_lists()  # for an in-process moto (the integration suites)
     client = boto3.client("cloudformation", region_name=REGION)
     with warnings.catch_warnings():
         # moto warns for each resource type it skips (alarms, queue policy, schedule,
-        # EventInvokeConfig); the module docstring lists them and why that is fine here.
+        # EventInvokeConfig, the ECR cache rule and creation template); the module docstring
+        # lists them and why that is fine here.
         warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
         _create_stack(client, cfn, values)
         status = client.describe_stacks(StackName=STACK_NAME)["Stacks"][0]["StackStatus"]

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from fargate_stack.aws.lease import LEASE_KEY
-from tests.template.test_stack import Template, props, resources
+from tests.template.test_stack import Template, as_list, props, resources, statements
 
 # PutMetricAlarm: metric math ids start with a lower-case letter and hold letters, digits and
 # underscores; exactly one item is what the alarm watches (ReturnData true). API reference:
@@ -130,15 +130,11 @@ def test_no_function_reserves_concurrency(cfn_template: Template) -> None:
 
 
 def test_the_poller_may_write_only_its_lease_in_the_ledger(cfn_template: Template) -> None:
-    role = next(
-        r for n, r in resources(cfn_template, "AWS::IAM::Role").items() if n.startswith("Poller")
-    )
+    role = next(n for n in resources(cfn_template, "AWS::IAM::Role") if n.startswith("Poller"))
     granted = [
         s
-        for policy in role["Properties"]["Policies"]
-        for s in policy["PolicyDocument"]["Statement"]
-        if any(str(a).startswith("dynamodb:") for a in s.get("Action", []) or [])
-        or str(s.get("Action", "")).startswith("dynamodb:")
+        for s in statements(cfn_template, role)
+        if any(str(a).startswith("dynamodb:") for a in as_list(s.get("Action", [])))
     ]
     (lease,) = granted
     assert lease["Action"] == "dynamodb:UpdateItem"
