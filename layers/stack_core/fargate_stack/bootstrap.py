@@ -199,7 +199,6 @@ def launcher() -> LauncherWiring:
             security_groups=settings.security_groups,
             assign_public_ip=settings.assign_public_ip,
             allow_size_overrides=settings.allow_size_overrides,
-            allowed_task_definitions=settings.task_definition_choices,
         ),
         strategy=settings.capacity_strategy,
         run_task_margin_seconds=settings.run_task_margin_seconds,

@@ -102,8 +102,6 @@ class LauncherSettings(CommonSettings):
     default_memory: int
     # Whether jobs may ask for cpu=/memory= via agent query rules.
     allow_size_overrides: bool = False
-    # Task definitions a job may pick with task-definition=<name>; "name=arn,..." pairs.
-    allowed_task_definitions: str = ""
     # No RunTask with less of the invocation left (usecases/launch.py says why).
     run_task_margin_seconds: float = Field(default=10.0, ge=0, le=60)
     # The function's own Timeout (template.yaml; a template test keeps them equal): how
@@ -132,10 +130,6 @@ class LauncherSettings(CommonSettings):
             except InvalidTaskSizeError as exc:
                 raise ValueError(str(exc)) from exc
         return memory
-
-    @property
-    def task_definition_choices(self) -> dict[str, str]:
-        return parse_tags(self.allowed_task_definitions)
 
 
 class FailureHandlerSettings(CommonSettings):

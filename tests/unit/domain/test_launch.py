@@ -26,7 +26,6 @@ JOB = "01890f2c-5b5e-4d7e-9a51-0e4c1f0b9a77"
 CONFIG = launch_config(
     subnets=["subnet-1", "subnet-2"],
     allow_size_overrides=True,
-    allowed_task_definitions={"big": "arn:aws:ecs:us-east-1:123456789012:task-definition/big:3"},
 )
 
 
@@ -99,7 +98,7 @@ def test_size_from_rules() -> None:
     [
         (["cpu=2048", "memory=1024"], LaunchRejection.INVALID_SIZE, "needs memory between"),
         (["cpu=lots"], LaunchRejection.INVALID_SIZE, "not a number"),
-        (["task-definition=huge"], LaunchRejection.TASK_DEFINITION_NOT_ALLOWED, "allowed: big"),
+        (["task-definition=big"], LaunchRejection.TASK_DEFINITION_NOT_ALLOWED, "its image"),
     ],
 )
 def test_rejections_explain_themselves(
@@ -119,9 +118,10 @@ def test_sizes_need_the_operators_permission() -> None:
     assert spec(["queue=fargate", "memory=*"], config=locked).memory == 2048
 
 
-def test_allowed_task_definition_is_resolved_to_its_arn() -> None:
-    result = spec(["queue=fargate", "task-definition=big"])
-    assert result.task_definition.endswith("task-definition/big:3")
+def test_every_job_runs_in_the_stacks_task_definition() -> None:
+    # RunTask and iam:PassRole are granted for the stack's own family only (issue #12 item 1)
+    assert spec(["queue=fargate"]).task_definition == CONFIG.task_definition
+    assert spec(["queue=fargate", "task-definition=*"]).task_definition == CONFIG.task_definition
 
 
 def test_on_demand_uses_its_own_client_token() -> None:

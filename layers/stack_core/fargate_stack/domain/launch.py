@@ -1,9 +1,10 @@
 """From a reserved job to the exact ECS RunTask request: every launch decision, pure.
 
 Job data is untrusted input (it comes from whoever can push a pipeline): agent query rules
-may ask for a size or a task definition only where the operator allowed it. The job's own
-env and command never enter the overrides (the agent fetches them itself when it acquires
-the job), so nothing a job says can reach the agent's token or the stack's variables.
+may ask for a size only where the operator allowed it, and never for another task
+definition. The job's own env and command never enter the overrides (the agent fetches
+them itself when it acquires the job), so nothing a job says can reach the agent's token or
+the stack's variables.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from fargate_stack.domain.fargate import InvalidTaskSizeError, validate_task_size
@@ -96,7 +97,6 @@ class LaunchConfig:
     security_groups: Sequence[str]
     assign_public_ip: bool
     allow_size_overrides: bool = False
-    allowed_task_definitions: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,16 +212,17 @@ def _size(config: LaunchConfig, rules: Mapping[str, str]) -> tuple[int, int]:
 
 
 def _task_definition(config: LaunchConfig, rules: Mapping[str, str]) -> str:
+    """Every job runs in the stack's task definition. A job may not pick another: RunTask and
+    iam:PassRole are granted for the stack's own family and roles only, so AWS would refuse
+    it; such a job is failed back at once with the reason instead of failing at RunTask."""
     wanted = rules.get(TASK_DEFINITION_RULE)
-    if wanted in (None, "", "*"):
-        return config.task_definition
-    if wanted not in config.allowed_task_definitions:
-        allowed = ", ".join(sorted(config.allowed_task_definitions)) or "none"
+    if wanted not in (None, "", "*"):
         raise LaunchRejectedError(
             LaunchRejection.TASK_DEFINITION_NOT_ALLOWED,
-            f"task-definition={wanted!r} is not one this stack allows (allowed: {allowed})",
+            f"task-definition={wanted!r}: this stack runs every job in its own task "
+            "definition; a step chooses its environment with its image",
         )
-    return config.allowed_task_definitions[wanted]
+    return config.task_definition
 
 
 def agent_tags(config: LaunchConfig, rules: Sequence[str], capacity: Capacity) -> str:
