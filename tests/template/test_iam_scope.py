@@ -1,5 +1,6 @@
 """Parameters that IAM and ECS read as ARNs or names must be given in the form they expect,
-and the events dead-letter queue accepts only this stack's rule (issue #12, items 2, 3, 5)."""
+and only this stack's rule and this account's schedules reach what they invoke (issue #12,
+items 2, 3, 5)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 
 import pytest
 
-from tests.template.test_stack import Template, props
+from tests.template.test_stack import Template, props, resources
 
 FULL = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:buildkite/fargate/cluster-token-AbC12f"
 
@@ -59,3 +60,19 @@ def test_only_this_stacks_rule_may_dead_letter_its_events(cfn_template: Template
     }
     rule = cfn_template["Resources"]["FailureHandlerFunctionTaskStopped"]
     assert rule["Type"] == "AWS::Events::Rule"
+
+
+def test_only_this_accounts_schedules_may_assume_the_schedule_role(cfn_template: Template) -> None:
+    # EventBridge Scheduler's guide, execution role: aws:SourceAccount in the trust policy
+    (schedule,) = resources(cfn_template, "AWS::Scheduler::Schedule").values()
+    assert schedule["Properties"]["Target"]["RoleArn"] == {
+        "Fn::GetAtt": ["PollerScheduleRole", "Arn"]
+    }
+    role = props(cfn_template, "PollerScheduleRole")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    (policy,) = role["Policies"]
+    (grant,) = policy["PolicyDocument"]["Statement"]
+    assert grant["Action"] == "lambda:InvokeFunction"
+    assert grant["Resource"] == {"Fn::GetAtt": ["PollerFunction", "Arn"]}
