@@ -60,7 +60,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -638,13 +638,10 @@ def update(aws: AwsWorld, changes: Mapping[str, str]) -> AwsWorld:
         raise RuntimeError(f"moto could not update the stack: {status}")
     physical = _physical_ids(client)
     _apply_redrive_policies(cfn, values, physical)
-    return AwsWorld(
-        endpoint_url=aws.endpoint_url,
+    return replace(
+        aws,
         physical_ids=physical,
         environments={fn: _environment(cfn, fn, values, physical) for fn in FUNCTIONS},
-        token_secret_arn=aws.token_secret_arn,
-        subnet=aws.subnet,
-        security_group=aws.security_group,
         parameters=values,
     )
 

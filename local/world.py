@@ -47,6 +47,8 @@ from local.lambda_runtime import (
 from local.outcome import AGENT_STATES, Launch, WorldReport, judge, overlapping_polls
 
 OUT = Path(__file__).resolve().parent / "out"
+# What EventBridge Scheduler sends the poller each minute.
+_TICK = {"detail-type": "Scheduled Event", "source": "aws.scheduler", "detail": {}}
 _HTTP_TIMEOUT = 10.0
 TERMINAL = frozenset({"finished", "canceled", "expired", "skipped", "broken", "timed_out"})
 STATE_CHECK_SECONDS = 0.5
@@ -340,11 +342,7 @@ class World:
             self.say(f"moto:      {endpoint}")
             aws = provision(endpoint, self.parameters(emu), o.token)
             self.say(f"stack:     {len(aws.physical_ids)} resources from template.yaml")
-            env: dict[str, str] = {}
-            for variables in aws.environments.values():
-                env.update(variables)
-            env["POWERTOOLS_SERVICE_NAME"] = "local"
-            with _environment(env):
+            with _environment(_functions_env(aws)):
                 self.seed(emu)
                 self.say(f"workload:  {len(self.labels)} jobs on queue {o.queue!r}")
                 report = self._loop(emu, aws)
@@ -453,17 +451,14 @@ class World:
         """The scheduler: invoke the poller back to back, each invocation polling until
         its safety margin, as the deployed one-minute schedule does."""
         poller = load_handler("poller")
-        tick = {"detail-type": "Scheduled Event", "source": "aws.scheduler", "detail": {}}
-        margin = float(os.environ.get("POLL_SAFETY_MARGIN_SECONDS", "10"))
         generation = self.generation
         while not stop.is_set():
             if generation != self.generation:
                 # A new execution environment of the new version: nothing cached survives.
                 generation = self.generation
                 self._restart_in_process_functions()
-            context = LocalContext("poller", margin + self.opts.poll_invocation_seconds)
             try:
-                poller.lambda_handler(tick, context)
+                poller.lambda_handler(_TICK, self._poller_context())
             except LocalCrash:
                 # The runtime died after reserving, before enqueueing: those reservations
                 # expire and the jobs are listed again. (Its module state survives here,
@@ -472,6 +467,11 @@ class World:
             except Exception as exc:  # noqa: BLE001 - a failed invocation is reported, not fatal
                 errors.append(repr(exc))
                 time.sleep(self.opts.poll_interval)
+
+    def _poller_context(self) -> LocalContext:
+        """One poller invocation's context: it loops until its safety margin, as deployed."""
+        margin = float(os.environ.get("POLL_SAFETY_MARGIN_SECONDS", "10"))
+        return LocalContext("poller", margin + self.opts.poll_invocation_seconds)
 
     def _drive_overlapping_poller(self, stop: threading.Event, errors: list[str]) -> None:
         """Another execution environment of the poller, its invocations starting half an
@@ -482,12 +482,10 @@ class World:
         )
         try:
             slot.wait_ready()
-            margin = float(os.environ.get("POLL_SAFETY_MARGIN_SECONDS", "10"))
             stop.wait(self.opts.poll_invocation_seconds / 2)
             while not stop.is_set():
-                context = LocalContext("poller", margin + self.opts.poll_invocation_seconds)
                 try:
-                    slot.invoke({"detail-type": "Scheduled Event", "detail": {}}, context)
+                    slot.invoke(_TICK, self._poller_context())
                 except InvocationError as exc:
                     errors.append(str(exc))
                     stop.wait(self.opts.poll_interval)
@@ -614,11 +612,7 @@ class World:
         assert self._aws is not None
         started = time.monotonic()
         self._aws = update(self._aws, dict(self.opts.update_changes))
-        env: dict[str, str] = {}
-        for variables in self._aws.environments.values():
-            env.update(variables)
-        env["POWERTOOLS_SERVICE_NAME"] = "local"
-        os.environ.update(env)
+        os.environ.update(_functions_env(self._aws))
         self.updated_at = time.time()
         self.generation += 1
         changes = ", ".join(f"{k}={v}" for k, v in self.opts.update_changes)
@@ -731,6 +725,15 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _functions_env(aws: AwsWorld) -> dict[str, str]:
+    """Every function's environment as the stack resolves it, in one process's variables."""
+    env: dict[str, str] = {}
+    for variables in aws.environments.values():
+        env.update(variables)
+    env["POWERTOOLS_SERVICE_NAME"] = "local"
+    return env
 
 
 def _messages_left(aws: AwsWorld, logical_id: str) -> int:
