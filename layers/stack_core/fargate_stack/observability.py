@@ -102,6 +102,7 @@ class Metric(StrEnum):
     POLL_ERRORS = "PollErrors"  # dimension: kind
     POLL_DURATION = "PollDuration"
     POLLER_LEASE_HELD = "PollerLeaseHeld"  # an invocation found another one polling
+    POLLER_LEASE_ERRORS = "PollerLeaseErrors"  # the lease could not be claimed or renewed
     # launcher
     TASKS_LAUNCHED = "TasksLaunched"  # dimension: capacity
     LAUNCHES_DUPLICATE = "LaunchesDuplicate"

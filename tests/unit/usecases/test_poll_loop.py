@@ -14,6 +14,7 @@ from fargate_stack.errors import (
     StackNotRegisteredError,
     TransientError,
 )
+from fargate_stack.observability import Metric, metrics
 from fargate_stack.usecases.poll import LoopTiming, PollConfig, PollJobs, run_polls
 from fargate_stack.usecases.poller_lease import LeaseTiming, PollerLease
 from tests.support.fakes import (
@@ -179,8 +180,12 @@ def test_a_lease_that_cannot_be_confirmed_is_not_polled_under() -> None:
         def claim(self, holder: str, *, now: float, seconds: float) -> bool:
             raise TransientError("DynamoDB throttled")
 
+    metrics.clear_metrics()
     summaries, _ = run(FakeStacksApi(pages=[[]]), budget=20, lease=Unreachable())
     assert summaries == []
+    # every refused claim is counted, one per interval it tried
+    assert len(metrics.metric_set[Metric.POLLER_LEASE_ERRORS]["Value"]) == 5
+    metrics.clear_metrics()
 
 
 def test_lease_timing_must_renew_before_it_expires() -> None:

@@ -55,6 +55,7 @@ class PollerLease:
             logger.warning(
                 "could not claim the poller lease; not polling", extra={"error": str(exc)}
             )
+            count(Metric.POLLER_LEASE_ERRORS)
             self._claimed_at = None
             return False
         self._claimed_at = now if won else None
