@@ -46,6 +46,7 @@ every ``Ref``/``GetAtt`` resolved against the created stack.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -58,15 +59,19 @@ import time
 import warnings
 import zipfile
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import boto3
+import requests
+from botocore.credentials import ReadOnlyCredentials as Keys
 from moto.server import ThreadedMotoServer
 
+from local.iam import Record
+from local.lambda_runtime import PLUMBING, use_plumbing_credentials
 from local.template import ARTIFACT_BUCKET, FUNCTION_KEY, LAYER_KEY, load_sam_template, translate
 
 REGION = "us-east-1"
@@ -453,6 +458,151 @@ def model_cloudformation_no_value_in_lists() -> None:
     parsing.no_value_in_lists_modelled = True  # type: ignore[attr-defined]
 
 
+# The moto process's record of IAM decisions: JSON, written to this path when it stops.
+IAM_RECORD_ENV = "LOCAL_IAM_RECORD"
+
+
+class _MotoLookup:
+    """What a request names only in part, from moto's backends (local.iam.Lookup)."""
+
+    def __init__(self, account: str, region: str) -> None:
+        self.account, self.region = account, region
+
+    def table_hash_key(self, table: str) -> str | None:
+        from moto.dynamodb.models import dynamodb_backends  # noqa: PLC0415 - moto process only
+
+        try:
+            return str(dynamodb_backends[self.account][self.region].get_table(table).hash_key_attr)
+        except Exception:  # noqa: BLE001 - no such table: the request fails on its own
+            return None
+
+    def secret_arn(self, secret_id: str) -> str:
+        from moto.secretsmanager.models import secretsmanager_backends  # noqa: PLC0415
+
+        try:
+            backend = secretsmanager_backends[self.account][self.region]
+            return str(backend.describe_secret(secret_id).arn)
+        except Exception:  # noqa: BLE001 - no such secret: named as asked
+            if secret_id.startswith("arn:"):
+                return secret_id
+            return f"arn:aws:secretsmanager:{self.region}:{self.account}:secret:{secret_id}"
+
+    def task_definition(self, name: str) -> tuple[str, list[str]]:
+        from moto.ecs.models import ecs_backends  # noqa: PLC0415
+
+        try:
+            definition = ecs_backends[self.account][self.region].describe_task_definition(name)
+        except Exception:  # noqa: BLE001 - unknown: RunTask answers that itself
+            family = name.rsplit("/", 1)[-1]
+            return f"arn:aws:ecs:{self.region}:{self.account}:task-definition/{family}", []
+        roles = [
+            getattr(definition, "task_role_arn", None),
+            getattr(definition, "execution_role_arn", None),
+        ]
+        return str(definition.arn), [r for r in roles if r]
+
+
+@functools.cache
+def _aws_managed_policies() -> dict[str, Any]:
+    """moto's copy of AWS's managed policies, by name (parsed once: it is megabytes)."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data  # noqa: PLC0415
+
+    return dict(json.loads(aws_managed_policies_data))
+
+
+def _policies_of(access_key: Any) -> dict[str, dict[str, Any]]:
+    """The caller's identity policies, by name, as documents (local.iam.document_of): a
+    role's inline ones (dicts when CloudFormation made them), the managed ones attached
+    through the API, and the ``ManagedPolicyArns`` moto's CloudFormation left unattached."""
+    from moto.iam.models import iam_backends  # noqa: PLC0415
+
+    from local.iam import document_of  # noqa: PLC0415
+
+    backend = iam_backends[access_key.account_id][access_key.partition]
+    policies: dict[str, dict[str, Any]] = {}
+    holder: Any
+    if hasattr(access_key, "_owner_role_name"):
+        holder = backend.get_role(access_key._owner_role_name)
+    else:
+        holder = backend.get_user(access_key._owner_user_name)
+    for name, document in holder.policies.items():
+        policies[name] = document_of(document)
+    for arn, managed in holder.managed_policies.items():
+        version = next(v for v in managed.versions if v.is_default)
+        policies[arn] = document_of(version.document)
+    for arn in getattr(holder, "local_managed_policy_arns", ()):
+        policies[arn] = dict(_aws_managed_policies()[arn.rsplit("/", 1)[-1]]["Document"])
+    return policies
+
+
+def _enforce_iam(record: Any) -> None:
+    """Replace moto's permission check (docs/local.md, "IAM"): the caller's policies read
+    as AWS keeps them, each request's resource and condition keys derived from it, the
+    actions RunTask implies checked too, and a denial answered as the JSON services answer
+    it. moto's signature check stays. Each decision goes to ``record``."""
+    from moto.core.exceptions import JsonRESTError  # noqa: PLC0415 - moto process only
+    from moto.iam.access_control import IAMRequestBase  # noqa: PLC0415
+    from moto.iam.models import Role  # noqa: PLC0415
+
+    from local.iam import calls_of, evaluate  # noqa: PLC0415
+
+    create_role = Role.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create_from_cloudformation_json(cls: type[Role], *args: Any, **kwargs: Any) -> Role:
+        # moto's CloudFormation keeps inline policies as dicts, which its GetRolePolicy
+        # answers as Python text, not JSON: store them as the API does. It also ignores
+        # ManagedPolicyArns: keep them on the role.
+        role: Role = create_role(cls, *args, **kwargs)
+        inline: dict[str, Any] = role.policies
+        for name, document in list(inline.items()):
+            if not isinstance(document, str):
+                inline[name] = json.dumps(document)
+        cfn = args[1] if len(args) > 1 else kwargs["cloudformation_json"]
+        role.local_managed_policy_arns = list(  # type: ignore[attr-defined,unused-ignore]
+            cfn["Properties"].get("ManagedPolicyArns") or []
+        )
+        return role
+
+    Role.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment,method-assign]
+
+    def check_action_permitted(self: IAMRequestBase, resource: str) -> None:
+        service, _, operation = self._action.partition(":")
+        if self._action == "sts:GetCallerIdentity":
+            return
+        json_protocol = bool(self._headers.get("X-Amz-Target"))
+        body = self._body or b""
+        params: dict[str, Any]
+        if json_protocol and body:
+            params = json.loads(body)
+        else:
+            query: dict[str, Any] = dict(self._data)
+            params = {
+                k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in query.items()
+            }
+        key: Any = self._access_key
+        caller = str(getattr(key, "_owner_role_name", None) or key._owner_user_name)
+        lookup = _MotoLookup(self.account_id, self._region)
+        policies = _policies_of(key)
+        for call in calls_of(service, operation, params, lookup):
+            decision = evaluate(policies, call)
+            record.add(caller, call, decision)
+            if decision.allowed:
+                continue
+            message = (
+                f"User: {key.arn} is not authorized to perform: {call.action} on resource: "
+                f"{call.resource} because {decision.reason}"
+            )
+            if json_protocol:
+                # The JSON services' AccessDeniedException, not moto's XML 403
+                # (docs/reference/aws.md §H.43).
+                raise JsonRESTError("AccessDeniedException", message)
+            from moto.core.exceptions import AccessDeniedError  # noqa: PLC0415
+
+            raise AccessDeniedError(user_arn=key.arn, action=call.action)
+
+    IAMRequestBase.check_action_permitted = check_action_permitted  # type: ignore[method-assign]
+
+
 def serve_moto() -> None:
     """Child-process entry: a moto server on a free loopback port, printed on stdout, until
     stdin closes (the parent exited or is done)."""
@@ -469,6 +619,8 @@ def serve_moto() -> None:
     faults = json.loads(os.environ.get(AWS_FAULTS_ENV) or "{}")
     injected = _inject_aws_faults(faults) if faults else Counter[str]()
     model_ecs_client_tokens()  # after the faults: a replay is answered before any fault
+    iam_record = Record()
+    _enforce_iam(iam_record)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()
@@ -477,6 +629,8 @@ def serve_moto() -> None:
     server.stop()
     if faults.get("report"):
         Path(faults["report"]).write_text(json.dumps(dict(injected)))
+    if os.environ.get(IAM_RECORD_ENV):
+        Path(os.environ[IAM_RECORD_ENV]).write_text(json.dumps(iam_record.as_list()))
 
 
 @contextmanager
@@ -484,6 +638,7 @@ def moto_server(
     runtask_rate: str = RUNTASK_RATE_DEFAULT,
     faults: Mapping[str, Any] | None = None,
     log: Path | None = None,
+    iam_record: Path | None = None,
 ) -> Iterator[str]:
     """A moto server on a free loopback port; boto3 everywhere in this process uses it.
 
@@ -505,6 +660,7 @@ def moto_server(
             **os.environ,
             RUNTASK_RATE_ENV: runtask_rate,
             AWS_FAULTS_ENV: json.dumps(dict(faults or {})),
+            IAM_RECORD_ENV: str(iam_record or ""),
         },
     )
     assert child.stdout is not None
@@ -517,6 +673,8 @@ def moto_server(
     url = f"http://localhost:{line}"
     saved = {k: os.environ.get(k) for k in [*_FAKE_CREDENTIALS, "AWS_ENDPOINT_URL"]}
     os.environ.update(_FAKE_CREDENTIALS, AWS_ENDPOINT_URL=url)
+    # Until enable_iam gives it its own identity, any keys do: moto checks none yet.
+    use_plumbing_credentials(Keys("local", "local", "local"))
     try:
         yield url
     finally:
@@ -559,13 +717,13 @@ def _patch_for_moto(cfn: dict[str, Any]) -> dict[str, Any]:
 
 def provision(endpoint_url: str, parameters: Mapping[str, str], token: str) -> AwsWorld:
     """Create the secret, the network lookups and the stack; return what the handlers need."""
-    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2 = PLUMBING.client("ec2", region_name=REGION)
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
     security_group = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
-    secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+    secret_arn = PLUMBING.client("secretsmanager", region_name=REGION).create_secret(
         Name="buildkite/fargate/cluster-token", SecretString=token
     )["ARN"]
-    s3 = boto3.client("s3", region_name=REGION)
+    s3 = PLUMBING.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=ARTIFACT_BUCKET)
     for key in (FUNCTION_KEY, LAYER_KEY):
         s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=_empty_zip())
@@ -580,7 +738,7 @@ def provision(endpoint_url: str, parameters: Mapping[str, str], token: str) -> A
     sam = load_sam_template()
     cfn = _patch_for_moto(translate(sam))
     model_cloudformation_no_value_in_lists()  # for an in-process moto (the integration suites)
-    client = boto3.client("cloudformation", region_name=REGION)
+    client = PLUMBING.client("cloudformation", region_name=REGION)
     with warnings.catch_warnings():
         # moto warns for each resource type it skips (alarms, queue policy, schedule,
         # EventInvokeConfig, the ECR cache rule and creation template); the module docstring
@@ -604,6 +762,113 @@ def provision(endpoint_url: str, parameters: Mapping[str, str], token: str) -> A
     )
 
 
+# The roles the local world acts as (docs/local.md, "IAM"): each function's execution role,
+# and the task execution role where the simulated Fargate reads a task's secrets.
+ROLES = (
+    "PollerFunctionRole",
+    "LauncherFunctionRole",
+    "FailureHandlerFunctionRole",
+    "AgentExecutionRole",
+)
+PLUMBING_USER = "local-plumbing"
+
+
+@dataclass(frozen=True)
+class Identities:
+    """Who calls AWS in the local world: the plumbing, all-powerful, and each role."""
+
+    plumbing: Keys
+    roles: Mapping[str, Keys]
+    # Physical role name -> logical id, to read the moto process's record.
+    logical: Mapping[str, str]
+
+    def env_of(self, role: str) -> dict[str, str]:
+        """A container's AWS credentials for one role."""
+        keys = self.roles[role]
+        return {
+            "AWS_ACCESS_KEY_ID": str(keys.access_key),
+            "AWS_SECRET_ACCESS_KEY": str(keys.secret_key),
+            "AWS_SESSION_TOKEN": str(keys.token),
+        }
+
+    def session_of(self, role: str) -> boto3.session.Session:
+        keys = self.roles[role]
+        return boto3.session.Session(
+            aws_access_key_id=keys.access_key,
+            aws_secret_access_key=keys.secret_key,
+            aws_session_token=keys.token,
+            region_name=REGION,
+        )
+
+
+def enable_iam(aws: AwsWorld, without: Sequence[tuple[str, str]] = ()) -> Identities:
+    """Switch moto's IAM enforcement on (``POST /moto-api/reset-auth``, docs/reference/aws.md
+    §H.11) once the stack exists: the plumbing becomes an IAM user allowed everything,
+    and each role in ROLES is assumed through STS for the code that runs as it.
+
+    ``without``: (role, action) pairs taken out of that role's inline policies first, to
+    show the world then fails where AWS would."""
+    iam, sts = PLUMBING.client("iam"), PLUMBING.client("sts")
+    iam.create_user(UserName=PLUMBING_USER)
+    everything = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }
+    iam.put_user_policy(
+        UserName=PLUMBING_USER, PolicyName="everything", PolicyDocument=json.dumps(everything)
+    )
+    key = iam.create_access_key(UserName=PLUMBING_USER)["AccessKey"]
+    for role, action in without:
+        remove_action(aws.id_of(role), action)
+    roles: dict[str, Keys] = {}
+    for role in ROLES:
+        arn = iam.get_role(RoleName=aws.id_of(role))["Role"]["Arn"]
+        creds = sts.assume_role(RoleArn=arn, RoleSessionName=f"local-{role}")["Credentials"]
+        roles[role] = Keys(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    answer = requests.post(f"{aws.endpoint_url}/moto-api/reset-auth", data=b"0", timeout=10)
+    answer.raise_for_status()
+    plumbing = Keys(key["AccessKeyId"], key["SecretAccessKey"], None)
+    use_plumbing_credentials(plumbing)
+    os.environ.update(
+        AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"]
+    )
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    return Identities(plumbing=plumbing, roles=roles, logical={aws.id_of(r): r for r in ROLES})
+
+
+def remove_action(role_name: str, action: str) -> None:
+    """Take one action out of every inline policy of a role (a statement left with no
+    action goes; a policy left with no statement is deleted)."""
+    iam = PLUMBING.client("iam")
+    removed = 0
+    for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+        document = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+        if isinstance(document, str):
+            document = json.loads(document)
+        statements = []
+        for statement in document["Statement"]:
+            actions = (
+                statement["Action"]
+                if isinstance(statement["Action"], list)
+                else [statement["Action"]]
+            )
+            kept = [a for a in actions if a.lower() != action.lower()]
+            removed += len(actions) - len(kept)
+            if kept:
+                statements.append({**statement, "Action": kept})
+        if statements:
+            # SAM writes its policies without a Version, which IAM reads as 2008-10-17 and
+            # moto's PutRolePolicy refuses; the statements here use nothing that differs.
+            document = {"Version": "2012-10-17", **document, "Statement": statements}
+            iam.put_role_policy(
+                RoleName=role_name, PolicyName=name, PolicyDocument=json.dumps(document)
+            )
+        else:
+            iam.delete_role_policy(RoleName=role_name, PolicyName=name)
+    if not removed:
+        raise ValueError(f"role {role_name} grants no {action} to remove")
+
+
 def _physical_ids(client: Any) -> dict[str, str]:
     # list_stack_resources, not describe_stack_resources: after an update moto describes
     # the updated log groups without their logical id.
@@ -622,7 +887,7 @@ def update(aws: AwsWorld, changes: Mapping[str, str]) -> AwsWorld:
     docstring); returns the world with each function's new environment."""
     values = {**aws.parameters, **changes}
     cfn = _patch_for_moto(translate(load_sam_template()))
-    client = boto3.client("cloudformation", region_name=REGION)
+    client = PLUMBING.client("cloudformation", region_name=REGION)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Tried to parse", category=UserWarning)
         client.update_stack(
@@ -651,7 +916,7 @@ def _apply_redrive_policies(
 ) -> None:
     """moto's queue update ignores RedrivePolicy; SQS's SetQueueAttributes changes it in
     place (no replacement), as CloudFormation does."""
-    sqs = boto3.client("sqs", region_name=REGION)
+    sqs = PLUMBING.client("sqs", region_name=REGION)
     for name, resource in cfn["Resources"].items():
         redrive = resource.get("Properties", {}).get("RedrivePolicy")
         if resource["Type"] != "AWS::SQS::Queue" or not redrive:
@@ -693,7 +958,7 @@ def _queue_url(url: str) -> str:
     """moto names queues with the real SQS host; boto3 with AWS_ENDPOINT_URL still works
     with it, but the local world shows the moto URL so a reader can follow it."""
     name = url.rstrip("/").rsplit("/", 1)[-1]
-    return boto3.client("sqs", region_name=REGION).get_queue_url(QueueName=name)["QueueUrl"]
+    return PLUMBING.client("sqs", region_name=REGION).get_queue_url(QueueName=name)["QueueUrl"]
 
 
 def resolve_intrinsic(

@@ -234,8 +234,12 @@ class SimulatedFargate:
         timing: FargateTiming,
         account: str = "123456789012",
         region: str = "us-east-1",
+        pull_secrets: Callable[[str], str | None] | None = None,
     ) -> None:
         self._ecs = ecs
+        # Fargate reads a task's `secrets` with its task execution role before the container
+        # starts; this answers the error code if it could not (None: all read).
+        self._pull_secrets = pull_secrets
         self._cluster = cluster
         self._agent = agent
         self._emit = emit
@@ -308,6 +312,15 @@ class SimulatedFargate:
                     "ResourceInitializationError: unable to pull secrets or registry auth: "
                     "execution resource retrieval failed: unable to retrieve secret from asm: "
                     "AccessDeniedException",
+                )
+            denied = self._pull_secrets(task.task_definition_arn) if self._pull_secrets else None
+            if denied:
+                return self._stop(
+                    task,
+                    "TaskFailedToStart",
+                    "ResourceInitializationError: unable to pull secrets or registry auth: "
+                    f"execution resource retrieval failed: unable to retrieve secret from asm: "
+                    f"{denied}",
                 )
             self._move(task, Phase.PENDING)
         elif task.phase is Phase.PENDING and age >= (

@@ -22,13 +22,17 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import boto3
+import botocore.session
+from botocore.credentials import CredentialProvider, CredentialResolver, Credentials
+from botocore.credentials import ReadOnlyCredentials as Keys
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYER = ROOT / "layers" / "stack_core"
@@ -47,7 +51,80 @@ Handler = Callable[[dict[str, Any], Any], Any]
 # The local world's own plumbing (event source mappings, the EventBridge bridge, the
 # simulated Fargate) uses this session, so that the default session, which the handlers'
 # clients use, counts only the stack's own AWS calls.
-PLUMBING = boto3.session.Session()
+_PLUMBING_CORE = botocore.session.get_session()
+PLUMBING = boto3.session.Session(botocore_session=_PLUMBING_CORE)
+
+
+def use_plumbing_credentials(keys: Keys) -> None:
+    """The plumbing's own identity (all-powerful in the local world's IAM); clients made
+    after this call sign with it."""
+    _PLUMBING_CORE.set_credentials(str(keys.access_key), str(keys.secret_key), keys.token)
+
+
+# Which function (by its role's logical id) each thread is running, for the in-process
+# functions: they share one process, so one session, as Lambda's execution environments
+# never do; each request is signed with the role of the function the thread runs.
+_acting = threading.local()
+
+
+@contextmanager
+def acting_as(role: str | None) -> Iterator[None]:
+    previous = getattr(_acting, "role", None)
+    _acting.role = role
+    try:
+        yield
+    finally:
+        _acting.role = previous
+
+
+def as_role(role: str | None, handler: Handler) -> Handler:
+    """The handler, invoked with its function's role (no role: as it was)."""
+    if role is None:
+        return handler
+
+    def invoke(event: dict[str, Any], context: Any) -> Any:
+        with acting_as(role):
+            return handler(event, context)
+
+    return invoke
+
+
+class _RoleOfTheThread(Credentials):
+    """botocore freezes credentials for every request it signs: these answer with the
+    keys of the role the calling thread acts as, and refuse a call made outside any
+    function (it would otherwise go out unsigned or as someone else)."""
+
+    def __init__(self, roles: Mapping[str, Keys]) -> None:
+        super().__init__("role-of-the-calling-thread", "-")
+        self._roles = dict(roles)
+
+    def get_frozen_credentials(self) -> Keys:
+        role = getattr(_acting, "role", None)
+        if role is None or role not in self._roles:
+            msg = f"an AWS call of the stack outside a function's invocation (role {role!r})"
+            raise RuntimeError(msg)
+        return self._roles[role]
+
+
+class _Provider(CredentialProvider):
+    METHOD = "local-role-of-the-thread"
+
+    def __init__(self, credentials: Credentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> Credentials:
+        return self._credentials
+
+
+def sign_by_thread(session: boto3.session.Session, roles: Mapping[str, Keys]) -> None:
+    """Give a session (the in-process functions') the role of the calling thread's
+    function; call it before the session makes its first client."""
+    # boto3 exposes its botocore session only as this attribute.
+    core = session._session
+    core.register_component(
+        "credential_provider", CredentialResolver([_Provider(_RoleOfTheThread(roles))])
+    )
 
 
 class CallTimer:
@@ -149,8 +226,14 @@ class SqsEventSource:
         timeout_seconds: float = 60,
         retry_after_seconds: int = 1,
         duplicates: tuple[float, random.Random] | None = None,
+        session: boto3.session.Session | None = None,
     ) -> None:
-        self._sqs = PLUMBING.client("sqs", region_name=REGION)
+        # An event source mapping receives and deletes with the function's execution role
+        # (``session``), not as the plumbing. Shortening a failed record's visibility is the
+        # local world's own speed-up (Lambda leaves it to the queue's timeout), so the
+        # plumbing does that.
+        self._sqs = (session or PLUMBING).client("sqs", region_name=REGION)
+        self._speed_up = PLUMBING.client("sqs", region_name=REGION)
         self._url = queue_url
         self._arn = queue_arn
         self._handler = handler
@@ -192,14 +275,14 @@ class SqsEventSource:
             if message["MessageId"] in failed:
                 # Lambda leaves a failed record for its visibility timeout; the local world
                 # shortens that wait so retries happen in seconds.
-                self._sqs.change_message_visibility(
+                self._speed_up.change_message_visibility(
                     QueueUrl=self._url,
                     ReceiptHandle=message["ReceiptHandle"],
                     VisibilityTimeout=self._retry_after,
                 )
             elif self._duplicate():
                 self.stats.duplicates += 1
-                self._sqs.change_message_visibility(
+                self._speed_up.change_message_visibility(
                     QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
                 )
             else:
@@ -239,8 +322,11 @@ class EventBridgeBridge:
         function_name: str,
         disorder: tuple[float, float, random.Random] | None = None,
         on_failure_url: str | None = None,
+        function_session: boto3.session.Session | None = None,
     ) -> None:
         self._events = PLUMBING.client("events", region_name=REGION)
+        # Lambda sends to a function's on-failure destination with its execution role.
+        self._destination = (function_session or PLUMBING).client("sqs", region_name=REGION)
         # The function's on-failure destination (EventsDeadLetterQueue): an event that
         # failed every try goes there as Lambda's invocation record.
         self._on_failure_url = on_failure_url
@@ -372,7 +458,9 @@ class EventBridgeBridge:
             "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
             "responsePayload": {"errorMessage": str(exc), "errorType": type(exc).__name__},
         }
-        self._sqs.send_message(QueueUrl=self._on_failure_url, MessageBody=json.dumps(record))
+        self._destination.send_message(
+            QueueUrl=self._on_failure_url, MessageBody=json.dumps(record)
+        )
 
     def pending_retries(self) -> int:
         return len(self._retries)

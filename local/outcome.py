@@ -55,6 +55,8 @@ class WorldReport:
     aws_retries: dict[str, int] = field(default_factory=dict)
     # Wall time spent in each SQS/EventBridge-driven handler over the run.
     handler_seconds: dict[str, float] = field(default_factory=dict)
+    # Every IAM decision of the run (local.iam.Record, callers by role logical id).
+    iam: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def launched(self) -> int:

@@ -29,20 +29,25 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import requests
+from botocore.exceptions import ClientError
 
-from local.aws_world import REGION, AwsWorld, moto_server, provision, update
+from local.aws_world import REGION, AwsWorld, Identities, enable_iam, moto_server, provision, update
 from local.chaos import ChaosDriver, ChaosPlan
 from local.container import InvocationError, LambdaContainer, LocalCrash
 from local.emf import emf_series, emf_totals, poll_times
 from local.emulator import Emulator
 from local.fargate import Failure, FargateTiming, SimulatedAgent, SimulatedFargate
+from local.iam import denials
 from local.lambda_runtime import (
     PLUMBING,
     CallTimer,
     EventBridgeBridge,
     LocalContext,
     SqsEventSource,
+    acting_as,
+    as_role,
     load_handler,
+    sign_by_thread,
 )
 from local.outcome import AGENT_STATES, Launch, WorldReport, judge, overlapping_polls
 
@@ -100,6 +105,9 @@ class WorldOptions:
         ("LaunchMaxReceives", "6"),
         ("PollIntervalSeconds", "2"),
     )
+    # (role, action) pairs taken out of the stack's roles before the run (the IAM tests:
+    # the world must then fail with AccessDenied where AWS would).
+    iam_without: tuple[tuple[str, str], ...] = ()
     token: str = "bkct_local_0123456789abcdef"  # noqa: S105 - the emulator's own token
     out_dir: Path = OUT
 
@@ -290,6 +298,7 @@ class World:
         self.updated_at: float | None = None
         self._aws: AwsWorld | None = None
         self._stack_calls: CallTimer | None = None
+        self._identities: Identities | None = None
 
     # ------------------------------------------------------------------ setup
     def control(self, emu: Emulator, method: str, path: str, body: object = None) -> Any:
@@ -329,10 +338,12 @@ class World:
         log_path.write_text("")
         fault_report = o.out_dir / "aws-faults.json"
         fault_report.unlink(missing_ok=True)
+        iam_record = o.out_dir / "iam.json"
+        iam_record.unlink(missing_ok=True)
         aws_faults = o.chaos.aws_faults(str(fault_report)) if o.chaos else None
         with (
             Emulator(token=o.token, port=0) as emu,
-            moto_server(o.runtask_rate, aws_faults, o.out_dir / "moto.log") as endpoint,
+            moto_server(o.runtask_rate, aws_faults, o.out_dir / "moto.log", iam_record) as endpoint,
             log_path.open("a") as log,
             contextlib.redirect_stdout(log),
             # The handlers' stderr (the Stacks API client's retry lines) is CloudWatch's too.
@@ -342,7 +353,11 @@ class World:
             self.say(f"moto:      {endpoint}")
             aws = provision(endpoint, self.parameters(emu), o.token)
             self.say(f"stack:     {len(aws.physical_ids)} resources from template.yaml")
-            with _environment(_functions_env(aws)):
+            self._identities = identities = enable_iam(aws, o.iam_without)
+            self.say(
+                f"iam:       enforced, each function as its own role ({len(identities.roles)})"
+            )
+            with _environment(_functions_env(aws), identities):
                 self.seed(emu)
                 self.say(f"workload:  {len(self.labels)} jobs on queue {o.queue!r}")
                 report = self._loop(emu, aws)
@@ -354,6 +369,10 @@ class World:
                 {f"aws.{k}": v for k, v in json.loads(fault_report.read_text()).items()}
             )
         report.faults = dict(self.faults)
+        if iam_record.exists():  # written by moto's process as it stopped
+            report.iam = _by_role(json.loads(iam_record.read_text()), self._identities)
+            report.violations += denials(report.iam)
+            report.counts["iam_denied"] = sum(e["count"] for e in report.iam if not e["allowed"])
         report.counts.update(
             dlq_left=self.dlq_left, events_left=self.events_left, parked=self.parked
         )
@@ -362,9 +381,16 @@ class World:
     def _plumbing(self, emu: Emulator, aws: AwsWorld) -> Plumbing:
         """The handlers wired as AWS wires them: SQS mappings, the rule, ECS (simulated)."""
         o = self.opts
-        failure_handler = load_handler("failure_handler")
+        ids = self._identities
+        assert ids is not None
+        failure_handler = as_role(
+            "FailureHandlerFunctionRole", load_handler("failure_handler").lambda_handler
+        )
         chaos = o.chaos
-        launcher_env = chaos.launcher_env() if chaos else {}
+        launcher_env = {
+            **(chaos.launcher_env() if chaos else {}),
+            **ids.env_of("LauncherFunctionRole"),
+        }
         log = o.out_dir / "lambda.log"
 
         def starter(index: int) -> Callable[[], LambdaContainer]:
@@ -382,6 +408,8 @@ class World:
             logical_id: str,
             handler: Any,
             function_name: str,
+            role: str,
+            *,
             index: int = 0,
             retry_after_seconds: int = 1,
         ) -> SqsEventSource:
@@ -400,13 +428,15 @@ class World:
                 queue_arn=attrs["Attributes"]["QueueArn"],
                 handler=handler,
                 function_name=function_name,
+                session=ids.session_of(role),
                 **tuning,
             )
 
         bridge = EventBridgeBridge(
             rule_name=aws.id_of("FailureHandlerFunctionTaskStopped"),
-            handler=failure_handler.lambda_handler,
+            handler=failure_handler,
             function_name="failure-handler",
+            function_session=ids.session_of("FailureHandlerFunctionRole"),
             disorder=(chaos.duplicate_event, chaos.late_event, chaos.rng("events"))
             if chaos
             else None,
@@ -425,22 +455,29 @@ class World:
             emit=bridge.publish,
             failure_of=failure_of,
             timing=timing,
+            pull_secrets=_secrets_puller(ids),
         )
         return Plumbing(
             launches=[
-                source("LaunchQueue", container.invoke, "launcher", index)
+                source(
+                    "LaunchQueue", container.invoke, "launcher", "LauncherFunctionRole", index=index
+                )
                 for index, container in enumerate(containers)
             ],
             containers=containers,
             gave_up=source(
-                "LaunchDeadLetterQueue", failure_handler.lambda_handler, "failure-handler"
+                "LaunchDeadLetterQueue",
+                failure_handler,
+                "failure-handler",
+                "FailureHandlerFunctionRole",
             ),
             # Deployed, a failed event waits the queue's 360 s visibility timeout between its
             # 10 receives (an hour); locally 5 s (under a minute of Buildkite faults).
             event_retries=source(
                 "EventsDeadLetterQueue",
-                failure_handler.lambda_handler,
+                failure_handler,
                 "failure-handler",
+                "FailureHandlerFunctionRole",
                 retry_after_seconds=EVENT_RETRY_SECONDS,
             ),
             bridge=bridge,
@@ -458,7 +495,8 @@ class World:
                 generation = self.generation
                 self._restart_in_process_functions()
             try:
-                poller.lambda_handler(_TICK, self._poller_context())
+                with acting_as("PollerFunctionRole"):
+                    poller.lambda_handler(_TICK, self._poller_context())
             except LocalCrash:
                 # The runtime died after reserving, before enqueueing: those reservations
                 # expire and the jobs are listed again. (Its module state survives here,
@@ -477,7 +515,12 @@ class World:
         """Another execution environment of the poller, its invocations starting half an
         invocation after the first's: without the lease both would poll."""
         slot = ContainerSlot(
-            lambda: LambdaContainer("poller", self.opts.out_dir / "lambda.log", index=1000),
+            lambda: LambdaContainer(
+                "poller",
+                self.opts.out_dir / "lambda.log",
+                index=1000,
+                env=self._identities.env_of("PollerFunctionRole") if self._identities else None,
+            ),
             lambda: self.generation,
         )
         try:
@@ -626,6 +669,8 @@ class World:
         from fargate_stack import bootstrap  # noqa: PLC0415 - layer path set by then
 
         bootstrap.reset()
+        if self._identities is not None:
+            sign_by_thread(bootstrap.aws_session(), self._identities.roles)
         if self._stack_calls is not None:
             self._stack_calls.attach(bootstrap.aws_session().events)
         if self.opts.chaos:
@@ -699,15 +744,17 @@ class World:
 
 
 @contextlib.contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
+def _environment(values: Mapping[str, str], identities: Identities) -> Iterator[None]:
     """The functions' environment for this run only; the composition root's caches are
-    cleared on the way in and out, since they hold clients bound to this run's servers."""
+    cleared on the way in and out, since they hold clients bound to this run's servers.
+    The in-process functions' session signs each call with the calling thread's role."""
     from fargate_stack import bootstrap  # noqa: PLC0415 - after sys.path is set
     from fargate_stack.observability import logger  # noqa: PLC0415 - after sys.path is set
 
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     bootstrap.reset()
+    sign_by_thread(bootstrap.aws_session(), identities.roles)
     # Powertools' Logger keeps the stream it was created with; point it at this run's log
     # (sys.stdout is redirected there), as each Lambda container has its own stdout.
     handler = logger.registered_handler
@@ -734,6 +781,49 @@ def _functions_env(aws: AwsWorld) -> dict[str, str]:
         env.update(variables)
     env["POWERTOOLS_SERVICE_NAME"] = "local"
     return env
+
+
+def _secrets_puller(identities: Identities) -> Callable[[str], str | None]:
+    """What Fargate does before a task's container starts: read its definition's
+    ``secrets`` with the definition's task execution role. Returns the error code of the
+    first that fails (AccessDeniedException when the role may not), else None."""
+    ecs = PLUMBING.client("ecs", region_name=REGION)
+    definitions: dict[str, tuple[str, list[str]]] = {}
+    clients: dict[str, Any] = {}
+
+    def pull(definition_arn: str) -> str | None:
+        if definition_arn not in definitions:
+            found = ecs.describe_task_definition(taskDefinition=definition_arn)["taskDefinition"]
+            definitions[definition_arn] = (
+                str(found.get("executionRoleArn", "")),
+                [
+                    s["valueFrom"]
+                    for c in found["containerDefinitions"]
+                    for s in c.get("secrets", [])
+                ],
+            )
+        role_arn, secrets = definitions[definition_arn]
+        if not secrets:
+            return None
+        role = identities.logical.get(role_arn.rsplit("/", 1)[-1])
+        if role is None:
+            return f"no credentials in the local world for {role_arn!r}"
+        if role not in clients:
+            clients[role] = identities.session_of(role).client("secretsmanager")
+        for secret in secrets:
+            try:
+                clients[role].get_secret_value(SecretId=secret)
+            except ClientError as exc:
+                return str(exc.response["Error"]["Code"])
+        return None
+
+    return pull
+
+
+def _by_role(entries: list[dict[str, Any]], identities: Identities | None) -> list[dict[str, Any]]:
+    """The moto process's record with each role named by its logical id."""
+    names = dict(identities.logical) if identities else {}
+    return [{**e, "caller": names.get(e["caller"], e["caller"])} for e in entries]
 
 
 def _messages_left(aws: AwsWorld, logical_id: str) -> int:

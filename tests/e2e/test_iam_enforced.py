@@ -1,0 +1,95 @@
+"""IAM is enforced in the local world (docs/local.md, "IAM"): each function runs as its own
+role, and taking one grant away makes the world fail with AccessDenied where AWS would.
+
+Each case removes one action from one role of the stack as created from template.yaml,
+runs a small world, and checks that moto's process denied exactly that call and what
+became of the jobs. The full world's own run (tests/e2e/test_local_world.py) checks the
+other side: nothing denied, and each call made as the role of the function that made it.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from local.outcome import WorldReport
+from local.world import World, WorldOptions
+
+pytestmark = pytest.mark.slow
+
+
+def run_without(role: str, action: str, out: Path, timeout: float) -> WorldReport:
+    opts = WorldOptions(
+        jobs=1,
+        timeout=timeout,
+        pause_seconds=0.5,
+        overlapping_poller=False,
+        launcher_concurrency=1,
+        out_dir=out,
+        iam_without=((role, action),),
+    )
+    return World(opts, io.StringIO()).run()
+
+
+def denied(report: WorldReport) -> set[tuple[str, str]]:
+    return {(e["caller"], e["action"]) for e in report.iam if not e["allowed"]}
+
+
+@pytest.mark.parametrize(
+    ("role", "action"),
+    [
+        ("LauncherFunctionRole", "ecs:RunTask"),
+        ("LauncherFunctionRole", "iam:PassRole"),
+        ("LauncherFunctionRole", "ecs:TagResource"),
+    ],
+)
+def test_a_launcher_that_may_not_start_the_task_starts_none_and_fails_the_job_back(
+    role: str, action: str, tmp_path: Path
+) -> None:
+    # Given the launcher's role without one of the grants RunTask needs
+    report = run_without(role, action, tmp_path, timeout=25)
+    # Then IAM denied that one action, as the launcher's role, and the run says so
+    assert denied(report) == {(role, action)}
+    assert any(v.startswith(f"AccessDenied: {role} may not {action}") for v in report.violations)
+    # and no task started; the job was failed back (RunTask's AccessDeniedException is permanent)
+    assert report.launched == 0
+    build = next(j for j in report.jobs if j.label == "build part 1")
+    assert build.state == "finished"
+    assert build.finished_by == "stack"
+
+
+def test_a_launcher_that_may_not_write_the_ledger_launches_nothing(tmp_path: Path) -> None:
+    # Given the launcher's role without dynamodb:PutItem on the ledger
+    report = run_without("LauncherFunctionRole", "dynamodb:PutItem", tmp_path, timeout=10)
+    # Then its idempotency record is refused, and no job gets a task
+    assert ("LauncherFunctionRole", "dynamodb:PutItem") in denied(report)
+    assert report.launched == 0
+
+
+@pytest.mark.parametrize("action", ["secretsmanager:GetSecretValue", "dynamodb:UpdateItem"])
+def test_a_poller_without_its_secret_or_its_lease_reserves_nothing(
+    action: str, tmp_path: Path
+) -> None:
+    # Given the poller's role without the token secret, or without the lease's write
+    report = run_without("PollerFunctionRole", action, tmp_path, timeout=8)
+    # Then the poller was refused that call and no job was reserved or launched
+    assert ("PollerFunctionRole", action) in denied(report)
+    assert report.launched == 0
+    assert report.counts["poller_errors"] >= 1 or action == "dynamodb:UpdateItem"
+    assert all(j.state == "scheduled" for j in report.jobs if j.label == "build part 1")
+
+
+def test_a_task_whose_execution_role_may_not_read_the_token_fails_to_start(
+    tmp_path: Path,
+) -> None:
+    # Given the task execution role without the agent token secret
+    report = run_without("AgentExecutionRole", "secretsmanager:GetSecretValue", tmp_path, 25)
+    # Then Fargate's read of the task's secrets was denied, as that role
+    assert ("AgentExecutionRole", "secretsmanager:GetSecretValue") in denied(report)
+    # and the job's task stopped before the agent ran: the failure handler failed it back
+    build = next(j for j in report.jobs if j.label == "build part 1")
+    assert build.task is not None
+    assert build.finished_by == "stack"
+    assert "secret" in (build.detail or "").lower()
