@@ -802,9 +802,10 @@ class Identities:
 
 
 def enable_iam(aws: AwsWorld, without: Sequence[tuple[str, str]] = ()) -> Identities:
-    """Switch moto's IAM enforcement on (``POST /moto-api/reset-auth``, docs/reference/aws.md
-    §H.11) once the stack exists: the plumbing becomes an IAM user allowed everything,
-    and each role in ROLES is assumed through STS for the code that runs as it.
+    """Switch moto's IAM enforcement on (``POST /moto-api/reset-auth``,
+    docs/reference/aws.md §H.11) once the stack exists: the plumbing becomes an IAM user
+    allowed everything, and each role in ROLES is assumed through STS for the code that
+    runs as it.
 
     ``without``: (role, action) pairs taken out of that role's inline policies first, to
     show the world then fails where AWS would."""

@@ -13,13 +13,13 @@ evaluator is the one above. So this module does the small part the stack needs, 
 - ``evaluate``: the identity-policy logic of the IAM guide (docs/reference/aws.md §H.40): an
   explicit Deny wins, else an Allow whose Action, Resource and Condition all match, else an
   implicit deny; the condition operators the template uses, with ``IfExists`` and the
-  ``ForAllValues``/``ForAnyValue`` set qualifiers (§H.41). An operator it does not know raises,
-  so a new condition cannot pass unchecked.
+  ``ForAllValues``/``ForAnyValue`` set qualifiers (docs/reference/aws.md §H.41). An
+  operator it does not know raises, so a new condition cannot pass unchecked.
 - ``calls_of``: what one API request asks IAM for: its action, the resource ARN and the
   condition keys derived from the request (a table's ``dynamodb:LeadingKeys``, RunTask's
   ``ecs:cluster``), plus the actions a request implies (RunTask: ``iam:PassRole`` for the
   task definition's roles with ``iam:PassedToService``, and ``ecs:TagResource`` with
-  ``ecs:CreateAction`` when it tags the task; §H.42).
+  ``ecs:CreateAction`` when it tags the task; docs/reference/aws.md §H.42).
 
 The moto process (local.aws_world) applies both to every request once enforcement is on,
 and records each decision, so a run reports every call the stack made and what IAM said.

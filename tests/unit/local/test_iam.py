@@ -94,7 +94,7 @@ def test_an_arn_condition_needs_the_key_with_a_matching_value(
         ({"dynamodb:LeadingKeys": ("lease#poller",)}, True),
         ({"dynamodb:LeadingKeys": ("job#1234",)}, False),
         ({"dynamodb:LeadingKeys": ("lease#poller", "job#1")}, False),
-        # ForAllValues holds for an absent key (the IAM guide's warning; §H.41).
+        # ForAllValues holds for an absent key (docs/reference/aws.md §H.41).
         ({}, True),
     ],
 )
