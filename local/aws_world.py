@@ -138,12 +138,49 @@ def _speed_up_moto_sqs() -> None:
     SQSBackend.send_message = send_message  # type: ignore[method-assign]
 
 
-def _fix_moto_task_definition_update() -> None:
-    """A replaced task definition as CloudFormation makes it: the new revision from the
-    template's properties in ECS's case, and the old one deregistered unless the resource's
-    ``UpdateReplacePolicy`` is Retain (docs/reference/aws.md §H.26)."""
+def _register_from_cloudformation(backend: Any, properties: Mapping[str, Any]) -> Any:
+    """A task definition registered from its CloudFormation properties, all of them: moto's
+    own create passes only the family, containers, volumes and memory, so its revisions had
+    no task or execution role (nothing to pass, no role to read the secrets with), no CPU,
+    network mode, compatibilities or platform."""
     from moto.core.utils import pascal_to_camelcase, remap_nested_keys  # noqa: PLC0415
+
+    def camel(value: Any) -> Any:
+        return remap_nested_keys(value, pascal_to_camelcase) if value is not None else None
+
+    return backend.register_task_definition(
+        family=properties["Family"],
+        container_definitions=camel(properties.get("ContainerDefinitions", [])),
+        volumes=camel(properties.get("Volumes", [])),
+        network_mode=properties.get("NetworkMode"),
+        requires_compatibilities=properties.get("RequiresCompatibilities"),
+        cpu=properties.get("Cpu"),
+        memory=properties.get("Memory"),
+        task_role_arn=properties.get("TaskRoleArn"),
+        execution_role_arn=properties.get("ExecutionRoleArn"),
+        runtime_platform=camel(properties.get("RuntimePlatform")),
+        ephemeral_storage=camel(properties.get("EphemeralStorage")),
+    )
+
+
+def _fix_moto_task_definition_update() -> None:
+    """A task definition as CloudFormation makes it, at create (every property) and at a
+    replacement (the new revision from the template's properties in ECS's case, and the old
+    one deregistered unless the resource's ``UpdateReplacePolicy`` is Retain;
+    docs/reference/aws.md §H.26)."""
     from moto.ecs.models import TaskDefinition, ecs_backends  # noqa: PLC0415 - local world only
+
+    def create(
+        cls: type[TaskDefinition],
+        /,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        backend = ecs_backends[account_id][region_name]
+        return _register_from_cloudformation(backend, cloudformation_json["Properties"])
 
     def update(  # noqa: PLR0917 - moto's signature
         cls: type[TaskDefinition],
@@ -153,19 +190,13 @@ def _fix_moto_task_definition_update() -> None:
         account_id: str,
         region_name: str,
     ) -> Any:
-        properties = cloudformation_json["Properties"]
+        properties = {"Family": original_resource.family, **cloudformation_json["Properties"]}
         backend = ecs_backends[account_id][region_name]
         if cloudformation_json.get("UpdateReplacePolicy") != "Retain":
             backend.deregister_task_definition(original_resource.arn)
-        return backend.register_task_definition(
-            family=properties.get("Family", original_resource.family),
-            container_definitions=remap_nested_keys(
-                properties.get("ContainerDefinitions", []), pascal_to_camelcase
-            ),
-            volumes=remap_nested_keys(properties.get("Volumes", []), pascal_to_camelcase),
-            memory=properties.get("Memory"),
-        )
+        return _register_from_cloudformation(backend, properties)
 
+    TaskDefinition.create_from_cloudformation_json = classmethod(create)  # type: ignore[assignment,method-assign]
     TaskDefinition.update_from_cloudformation_json = classmethod(update)  # type: ignore[assignment,method-assign]
 
 

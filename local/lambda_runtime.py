@@ -33,6 +33,7 @@ import boto3
 import botocore.session
 from botocore.credentials import CredentialProvider, CredentialResolver, Credentials
 from botocore.credentials import ReadOnlyCredentials as Keys
+from botocore.exceptions import ClientError
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYER = ROOT / "layers" / "stack_core"
@@ -211,6 +212,7 @@ class BatchStats:
     records: int = 0
     failures: int = 0
     duplicates: int = 0
+    receive_errors: int = 0  # receives or deletes the function's role was refused
     seconds: float = 0.0  # handler wall time, the billed duration's stand-in
 
 
@@ -249,12 +251,19 @@ class SqsEventSource:
 
     def poll(self) -> int:
         """One receive + invoke; returns how many records were handled."""
-        answer = self._sqs.receive_message(
-            QueueUrl=self._url,
-            MaxNumberOfMessages=self._batch,
-            AttributeNames=["All"],
-            WaitTimeSeconds=0,
-        )
+        try:
+            answer = self._sqs.receive_message(
+                QueueUrl=self._url,
+                MaxNumberOfMessages=self._batch,
+                AttributeNames=["All"],
+                WaitTimeSeconds=0,
+            )
+        except ClientError:
+            # Lambda keeps polling a queue it may not read (an execution role without
+            # sqs:ReceiveMessage): nothing is invoked, and the record of moto's IAM says why.
+            self.stats.receive_errors += 1
+            time.sleep(self._retry_after)
+            return 0
         messages = answer.get("Messages", [])
         if not messages:
             return 0
@@ -286,7 +295,13 @@ class SqsEventSource:
                     QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
                 )
             else:
-                self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
+                try:
+                    self._sqs.delete_message(
+                        QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"]
+                    )
+                except ClientError:
+                    # Not deleted: SQS delivers it again after its visibility timeout.
+                    self.stats.receive_errors += 1
         return len(messages)
 
     def _duplicate(self) -> bool:

@@ -24,7 +24,13 @@ from local.chaos import ChaosPlan
 from local.outcome import AGENT_STATES, WorldReport
 from local.world import OUT, World, WorldOptions
 
-MUST_BE_ZERO = ("lost", "double_launches", "failjob_on_acquired", "dlq_unaccounted")
+MUST_BE_ZERO = (
+    "lost",
+    "double_launches",
+    "failjob_on_acquired",
+    "dlq_unaccounted",
+    "access_denied",
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,8 @@ class SoakFigures:
     dlq_unaccounted: int
     faults: dict[str, int]
     lost_jobs: list[str]
+    # Calls IAM refused (the local world enforces each role's policies: docs/local.md).
+    access_denied: int = 0
 
     @property
     def ok(self) -> bool:
@@ -82,6 +90,7 @@ def figures(report: WorldReport) -> SoakFigures:
         + counts.get("parked", 0),
         faults=dict(sorted(report.faults.items())),
         lost_jobs=lost,
+        access_denied=counts.get("iam_denied", 0),
     )
 
 
@@ -117,6 +126,7 @@ def print_figures(result: SoakFigures, report: WorldReport, out: TextIO) -> None
         ("double launches (must be 0)", result.double_launches),
         ("FailJob on an acquired job (must be 0)", result.failjob_on_acquired),
         ("DLQ records unaccounted for (must be 0)", result.dlq_unaccounted),
+        ("calls IAM denied (must be 0)", result.access_denied),
     ]
     for name, n in rows:
         print(f"  {name:<52} {n:>6}", file=out)

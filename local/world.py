@@ -280,6 +280,9 @@ class Plumbing:
             "events_delivered": self.bridge.delivered,
             "events_dead_lettered": len(self.bridge.dead_letters),
             "event_retry_records": self.event_retries.stats.records,
+            "event_source_errors": sum(
+                s.stats.receive_errors for s in (*self.launches, self.gave_up, self.event_retries)
+            ),
         }
 
 
@@ -354,9 +357,7 @@ class World:
             aws = provision(endpoint, self.parameters(emu), o.token)
             self.say(f"stack:     {len(aws.physical_ids)} resources from template.yaml")
             self._identities = identities = enable_iam(aws, o.iam_without)
-            self.say(
-                f"iam:       enforced, each function as its own role ({len(identities.roles)})"
-            )
+            self.say("iam:       enforced; each function calls AWS as its own role (out/iam.json)")
             with _environment(_functions_env(aws), identities):
                 self.seed(emu)
                 self.say(f"workload:  {len(self.labels)} jobs on queue {o.queue!r}")

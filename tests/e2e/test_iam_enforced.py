@@ -60,11 +60,14 @@ def test_a_launcher_that_may_not_start_the_task_starts_none_and_fails_the_job_ba
     assert build.finished_by == "stack"
 
 
-def test_a_launcher_that_may_not_write_the_ledger_launches_nothing(tmp_path: Path) -> None:
-    # Given the launcher's role without dynamodb:PutItem on the ledger
-    report = run_without("LauncherFunctionRole", "dynamodb:PutItem", tmp_path, timeout=10)
-    # Then its idempotency record is refused, and no job gets a task
-    assert ("LauncherFunctionRole", "dynamodb:PutItem") in denied(report)
+@pytest.mark.parametrize("action", ["dynamodb:PutItem", "sqs:ReceiveMessage"])
+def test_a_launcher_that_may_not_write_the_ledger_or_read_its_queue_launches_nothing(
+    action: str, tmp_path: Path
+) -> None:
+    # Given the launcher's role without the ledger's write, or its event source's receive
+    report = run_without("LauncherFunctionRole", action, tmp_path, timeout=10)
+    # Then that call is refused, as the launcher's role, and no job gets a task
+    assert ("LauncherFunctionRole", action) in denied(report)
     assert report.launched == 0
 
 

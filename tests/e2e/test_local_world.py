@@ -43,6 +43,62 @@ def test_invariants_hold(report: tuple[WorldReport, Path, str]) -> None:
     assert result.ok
 
 
+# What each function's role must have been asked for in a run of the demo workload: the
+# calls reached moto signed as that role, and its policies as created from template.yaml
+# allowed them (docs/local.md, "IAM").
+EXPECTED_CALLS = {
+    ("PollerFunctionRole", "secretsmanager:GetSecretValue"),
+    ("PollerFunctionRole", "dynamodb:UpdateItem"),
+    ("PollerFunctionRole", "sqs:SendMessage"),
+    ("LauncherFunctionRole", "sqs:ReceiveMessage"),
+    ("LauncherFunctionRole", "sqs:DeleteMessage"),
+    ("LauncherFunctionRole", "secretsmanager:GetSecretValue"),
+    ("LauncherFunctionRole", "dynamodb:PutItem"),
+    ("LauncherFunctionRole", "ecs:RunTask"),
+    ("LauncherFunctionRole", "iam:PassRole"),
+    ("LauncherFunctionRole", "ecs:TagResource"),
+    ("FailureHandlerFunctionRole", "secretsmanager:GetSecretValue"),
+    ("FailureHandlerFunctionRole", "sqs:ReceiveMessage"),
+    ("FailureHandlerFunctionRole", "sqs:DeleteMessage"),
+    ("AgentExecutionRole", "secretsmanager:GetSecretValue"),
+}
+# What only the stack does: none of it may reach AWS as the local world's plumbing.
+STACK_ONLY = {
+    "ecs:RunTask",
+    "iam:PassRole",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "secretsmanager:GetSecretValue",
+    "sqs:SendMessage",
+}
+
+
+def test_every_call_went_out_as_its_functions_role_and_was_allowed(
+    report: tuple[WorldReport, Path, str],
+) -> None:
+    result, _, _ = report
+    # Given IAM enforced on every request of the run
+    calls = {(e["caller"], e["action"]) for e in result.iam}
+    # Then nothing was denied
+    assert result.counts["iam_denied"] == 0
+    assert [e for e in result.iam if not e["allowed"]] == []
+    # and each function's own calls were made, as its role
+    assert calls >= EXPECTED_CALLS
+    # and none of the stack's calls went out as the all-powerful plumbing
+    plumbing = {action for caller, action in calls if caller == "local-plumbing"}
+    assert plumbing.isdisjoint(STACK_ONLY - {"sqs:SendMessage"})
+    # every call the stack made was one the local world knows the resource of
+    assert all(e["modelled"] for e in result.iam if e["caller"] != "local-plumbing")
+    # RunTask was checked with its cluster, PassRole with the service it was passed to
+    run_task = [e for e in result.iam if e["action"] == "ecs:RunTask"]
+    assert all(e["context"].get("ecs:cluster") for e in run_task)
+    pass_role = [e for e in result.iam if e["action"] == "iam:PassRole"]
+    assert {e["resource"].rsplit("/", 1)[-1].rsplit("-", 1)[0] for e in pass_role} == {
+        "buildkite-fargate-stack-AgentExecutionRole",
+        "buildkite-fargate-stack-AgentTaskRole",
+    }
+
+
 def test_two_overlapping_poller_invocations_never_both_poll(
     report: tuple[WorldReport, Path, str],
 ) -> None:

@@ -93,3 +93,9 @@ def test_task_failures_follow_the_plan_and_its_seed() -> None:
     drawn = Counter(plan.failure_for(rng) for _ in range(20_000))
     assert abs(drawn[Failure.IMAGE_PULL] / 20_000 - 0.02) < 0.005
     assert abs(drawn[Failure.NONE] / 20_000 - 0.95) < 0.01
+
+
+def test_given_a_call_iam_denied_then_the_soak_fails() -> None:
+    report = WorldReport(jobs=[], violations=[], metrics={}, counts={"iam_denied": 2})
+    assert figures(report).access_denied == 2
+    assert not figures(report).ok
