@@ -28,6 +28,7 @@ and records each decision, so a run reports every call the stack made and what I
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -72,8 +73,12 @@ def _glob(pattern: str, value: str, *, case: bool) -> bool:
     """IAM's wildcards: ``*`` any run of characters, ``?`` one character."""
     if "${" in pattern:
         raise UnsupportedPolicyError(f"policy variables are not modelled: {pattern!r}")
-    regex = fnmatch.translate(pattern.replace("[", "[[]"))
-    return re.match(regex, value, 0 if case else re.IGNORECASE) is not None
+    return _regex(pattern, case).match(value) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _regex(pattern: str, case: bool) -> re.Pattern[str]:
+    return re.compile(fnmatch.translate(pattern.replace("[", "[[]")), 0 if case else re.IGNORECASE)
 
 
 def _matches_any(patterns: Any, value: str, *, case: bool) -> bool:
@@ -216,11 +221,17 @@ def evaluate(
     return Decision(False, None, f"no identity-based policy allows the {call.action} action")
 
 
+@functools.lru_cache(maxsize=512)
+def _parsed(document: str) -> dict[str, Any]:
+    # Every request reads its caller's policies: parse each document once (read-only).
+    return dict(json.loads(document))
+
+
 def document_of(policy: Any) -> dict[str, Any]:
     """A policy document as moto keeps it: a JSON string (the API), a dict (CloudFormation's
     inline policies), or moto's record of a user policy."""
     if isinstance(policy, str):
-        return dict(json.loads(policy))
+        return _parsed(policy)
     if isinstance(policy, Mapping) and "policy_document" in policy:
         return document_of(policy["policy_document"])
     if isinstance(policy, Mapping):

@@ -43,3 +43,29 @@ def test_sqs_counts_and_receives_are_unchanged_by_the_speed_patch() -> None:
         assert len(got) == 10
         attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
         assert attrs["ApproximateNumberOfMessagesNotVisible"] == "10"
+
+
+def test_a_dead_letter_queue_gives_a_moved_message_its_own_tries() -> None:
+    # Given source -> dlq -> parked, each redriving after one receive
+    with moto_server() as url:
+        sqs = boto3.client("sqs", endpoint_url=url)
+        arn = {}
+        urls = {}
+        for name in ("parked", "dlq", "source"):
+            attributes = {}
+            if name != "parked":
+                target = "parked" if name == "dlq" else "dlq"
+                policy = f'{{"deadLetterTargetArn": "{arn[target]}", "maxReceiveCount": "1"}}'
+                attributes["RedrivePolicy"] = policy
+            urls[name] = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            arn[name] = sqs.get_queue_attributes(QueueUrl=urls[name], AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+        sqs.send_message(QueueUrl=urls["source"], MessageBody="job")
+        # When the source's consumer fails it once (received, not deleted)
+        sqs.receive_message(QueueUrl=urls["source"], VisibilityTimeout=0)
+        assert sqs.receive_message(QueueUrl=urls["source"]).get("Messages") is None
+        # Then the dead-letter queue's consumer gets it once before it is parked
+        got = sqs.receive_message(QueueUrl=urls["dlq"], AttributeNames=["All"])["Messages"]
+        assert [m["Body"] for m in got] == ["job"]
+        assert got[0]["Attributes"]["ApproximateReceiveCount"] == "1"
