@@ -65,6 +65,9 @@ class SimTask:
     container_reason: str | None = None
     agent: threading.Thread | None = None
     timeline: dict[str, datetime] = field(default_factory=dict)
+    # The agent container's environment: the task definition's secrets (read with its
+    # execution role) under the RunTask override, as ECS composes it.
+    environment: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -78,13 +81,17 @@ class SimulatedAgent:
     """The slice of `buildkite-agent start --acquire-job` the local world needs: register,
     acquire (422 -> exit 27), start, run the command in a subprocess, finish."""
 
-    def __init__(self, base_url: str, token: str, timing: FargateTiming) -> None:
+    def __init__(self, base_url: str, timing: FargateTiming) -> None:
         self._base = base_url
-        self._token = token
         self._timing = timing
 
     def run(
-        self, job_uuid: str, *, killed_while_running: bool = False, stopped: bool = False
+        self,
+        job_uuid: str,
+        *,
+        token: str,
+        killed_while_running: bool = False,
+        stopped: bool = False,
     ) -> int:
         """The agent's exit code. ``killed_while_running`` plays a container killed (out of
         memory) after the job started: the job is never finished. ``stopped`` plays ECS
@@ -92,12 +99,14 @@ class SimulatedAgent:
         turns ECS's SIGTERM into SIGQUIT, so the agent cancels the job and finishes it as
         the real one does, exit status -1, signal SIGTERM (the job process ends on the
         cancel signal) and signal reason ``agent_stop``, then exits 0
-        (docs/reference/aws.md §H.20)."""
+        (docs/reference/aws.md §H.20). ``token`` is what the task's environment holds
+        (``BUILDKITE_AGENT_TOKEN``: a JAT, or the agent token's secret): a wrong or expired
+        one fails registration, and the agent exits 1."""
         session = requests.Session()
         registered = session.post(
             self._base + "register",
             json={"name": f"fargate-{job_uuid[:8]}", "ignore_in_dispatches": True},
-            headers={"Authorization": f"Token {self._token}"},
+            headers={"Authorization": f"Token {token}"},
             timeout=_HTTP_TIMEOUT,
         )
         registered.raise_for_status()
@@ -234,11 +243,11 @@ class SimulatedFargate:
         timing: FargateTiming,
         account: str = "123456789012",
         region: str = "us-east-1",
-        pull_secrets: Callable[[str], str | None] | None = None,
+        pull_secrets: Callable[[str], tuple[dict[str, str], str | None]] | None = None,
     ) -> None:
         self._ecs = ecs
         # Fargate reads a task's `secrets` with its task execution role before the container
-        # starts; this answers the error code if it could not (None: all read).
+        # starts; this answers their values, or the error code if it could not.
         self._pull_secrets = pull_secrets
         self._cluster = cluster
         self._agent = agent
@@ -280,6 +289,7 @@ class SimulatedFargate:
         }
         job_uuid = env.get(ACQUIRE_JOB_ENV)
         task = SimTask(
+            environment=env,
             arn=raw["taskArn"],
             cluster_arn=raw["clusterArn"],
             task_definition_arn=raw["taskDefinitionArn"],
@@ -313,7 +323,10 @@ class SimulatedFargate:
                     "execution resource retrieval failed: unable to retrieve secret from asm: "
                     "AccessDeniedException",
                 )
-            denied = self._pull_secrets(task.task_definition_arn) if self._pull_secrets else None
+            secrets, denied = (
+                self._pull_secrets(task.task_definition_arn) if self._pull_secrets else ({}, None)
+            )
+            task.environment = {**secrets, **task.environment}
             if denied:
                 return self._stop(
                     task,
@@ -342,7 +355,12 @@ class SimulatedFargate:
 
         def run() -> None:
             try:
-                code = self._agent.run(job, killed_while_running=killed, stopped=stopped)
+                code = self._agent.run(
+                    job,
+                    token=task.environment.get("BUILDKITE_AGENT_TOKEN", ""),
+                    killed_while_running=killed,
+                    stopped=stopped,
+                )
             except requests.RequestException:
                 code = 1
             with self._lock:

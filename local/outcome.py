@@ -57,6 +57,8 @@ class WorldReport:
     handler_seconds: dict[str, float] = field(default_factory=dict)
     # Every IAM decision of the run (local.iam.Record, callers by role logical id).
     iam: list[dict[str, Any]] = field(default_factory=list)
+    # Every job acquisition token Buildkite issued in the run (the leak tests look for them).
+    jats: list[str] = field(default_factory=list, repr=False)
 
     @property
     def launched(self) -> int:

@@ -105,6 +105,9 @@ class WorldOptions:
         ("LaunchMaxReceives", "6"),
         ("PollIntervalSeconds", "2"),
     )
+    # AgentTokenMode: each task's agent registers with its job's JAT (the default), or with
+    # the agent token's secret.
+    agent_token_mode: str = "job-acquisition-token"  # noqa: S105 - a mode, not a token
     # (role, action) pairs taken out of the stack's roles before the run (the IAM tests:
     # the world must then fail with AccessDenied where AWS would).
     iam_without: tuple[tuple[str, str], ...] = ()
@@ -253,6 +256,7 @@ class Plumbing:
             "sqs messages": [
                 b for s in (*self.launches, self.gave_up, self.event_retries) for b in s.bodies
             ],
+            "launch messages": [b for s in self.launches for b in s.bodies],
             "ecs events": list(self.bridge.sent),
             "task overrides": [json.dumps(t.overrides) for t in self.fargate.tasks.values()],
             "errors": [*errors, *(reason for _, reason in self.bridge.dead_letters)],
@@ -330,6 +334,7 @@ class World:
             "ReservationExpirySeconds": str(o.reservation_expiry),
             "MaxInFlight": str(o.max_in_flight),
             "LauncherMaxConcurrency": str(o.launcher_concurrency),
+            "AgentTokenMode": o.agent_token_mode,
         }
 
     # ------------------------------------------------------------------ run
@@ -452,7 +457,7 @@ class World:
         fargate = SimulatedFargate(
             ecs=PLUMBING.client("ecs", region_name=REGION),
             cluster=aws.environments["LauncherFunction"]["ECS_CLUSTER"],
-            agent=SimulatedAgent(emu.base_url, o.token, timing),
+            agent=SimulatedAgent(emu.base_url, timing),
             emit=bridge.publish,
             failure_of=failure_of,
             timing=timing,
@@ -610,6 +615,9 @@ class World:
             if c["endpoint"] and not c["endpoint"].startswith("agent-")
         ]
         report.stacks_calls = dict(Counter(c["endpoint"] for c in calls))
+        report.jats = [
+            t["token"] for t in self.control(emu, "GET", "job-acquisition-tokens")["tokens"]
+        ]
         for call in calls:
             report.stacks_latency_ms.setdefault(call["endpoint"], []).append(call["duration_ms"])
         return report
@@ -784,39 +792,43 @@ def _functions_env(aws: AwsWorld) -> dict[str, str]:
     return env
 
 
-def _secrets_puller(identities: Identities) -> Callable[[str], str | None]:
+def _secrets_puller(
+    identities: Identities,
+) -> Callable[[str], tuple[dict[str, str], str | None]]:
     """What Fargate does before a task's container starts: read its definition's
-    ``secrets`` with the definition's task execution role. Returns the error code of the
-    first that fails (AccessDeniedException when the role may not), else None."""
+    ``secrets`` with the definition's task execution role. Returns the variables they
+    become, and the error code of the first that fails (AccessDeniedException when the role
+    may not) or None."""
     ecs = PLUMBING.client("ecs", region_name=REGION)
-    definitions: dict[str, tuple[str, list[str]]] = {}
+    definitions: dict[str, tuple[str, list[tuple[str, str]]]] = {}
     clients: dict[str, Any] = {}
 
-    def pull(definition_arn: str) -> str | None:
+    def pull(definition_arn: str) -> tuple[dict[str, str], str | None]:
         if definition_arn not in definitions:
             found = ecs.describe_task_definition(taskDefinition=definition_arn)["taskDefinition"]
             definitions[definition_arn] = (
                 str(found.get("executionRoleArn", "")),
                 [
-                    s["valueFrom"]
+                    (s["name"], s["valueFrom"])
                     for c in found["containerDefinitions"]
                     for s in c.get("secrets", [])
                 ],
             )
         role_arn, secrets = definitions[definition_arn]
         if not secrets:
-            return None
+            return {}, None
         role = identities.logical.get(role_arn.rsplit("/", 1)[-1])
         if role is None:
-            return f"no credentials in the local world for {role_arn!r}"
+            return {}, f"no credentials in the local world for {role_arn!r}"
         if role not in clients:
             clients[role] = identities.session_of(role).client("secretsmanager")
-        for secret in secrets:
+        values: dict[str, str] = {}
+        for name, secret in secrets:
             try:
-                clients[role].get_secret_value(SecretId=secret)
+                values[name] = clients[role].get_secret_value(SecretId=secret)["SecretString"]
             except ClientError as exc:
-                return str(exc.response["Error"]["Code"])
-        return None
+                return {}, str(exc.response["Error"]["Code"])
+        return values, None
 
     return pull
 

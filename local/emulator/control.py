@@ -50,6 +50,7 @@ class ControlApi:
             Route("POST", (c, "jobs", ":id", "lock"), "control", self.lock),
             Route("POST", (c, "queues", ":key", "pause"), "control", self.pause),
             Route("GET", (c, "stacks"), "control", self.list_stacks),
+            Route("GET", (c, "job-acquisition-tokens"), "control", self.list_jats),
             Route("GET", (c, "clock"), "control", self.get_clock),
             Route("POST", (c, "clock", "advance"), "control", self.advance),
             Route("GET", (c, "faults"), "control", self.list_faults),
@@ -113,6 +114,11 @@ class ControlApi:
                 for s in self.state.stacks.values()
             ]
         return Response(200, {"stacks": stacks})
+
+    def list_jats(self, request: Request) -> Response:
+        """Every job acquisition token issued, for the local world's leak checks (the
+        control API is the test's side of Buildkite, never the stack's)."""
+        return Response(200, {"tokens": self.state.issued_jats()})
 
     def get_clock(self, request: Request) -> Response:
         return Response(

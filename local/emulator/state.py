@@ -636,6 +636,13 @@ class State:
         with self.lock:
             return self._agents_by_token.get(token)
 
+    def issued_jats(self) -> list[dict[str, str]]:
+        with self.lock:
+            return [
+                {"job_uuid": t.job_id, "token": t.token, "expires_at": t.expires_at.isoformat()}
+                for t in self._jats.values()
+            ]
+
     def is_jat(self, token: str) -> bool:
         with self.lock:
             return token in self._jats

@@ -20,15 +20,19 @@ from local.world import World, WorldOptions
 pytestmark = pytest.mark.slow
 
 
-def run_without(role: str, action: str, out: Path, timeout: float) -> WorldReport:
+def run_without(
+    role: str, action: str, out: Path, timeout: float, mode: str = "job-acquisition-token"
+) -> WorldReport:
+    """A small world with ``action`` taken from ``role`` (an empty role takes nothing)."""
     opts = WorldOptions(
+        agent_token_mode=mode,
         jobs=1,
         timeout=timeout,
         pause_seconds=0.5,
         overlapping_poller=False,
         launcher_concurrency=1,
         out_dir=out,
-        iam_without=((role, action),),
+        iam_without=((role, action),) if role else (),
     )
     return World(opts, io.StringIO()).run()
 
@@ -85,8 +89,10 @@ def test_a_function_refused_its_ledger_queue_secret_or_lease_launches_nothing(
 def test_a_task_whose_execution_role_may_not_read_the_token_fails_to_start(
     tmp_path: Path,
 ) -> None:
-    # Given the task execution role without the agent token secret
-    report = run_without("AgentExecutionRole", "secretsmanager:GetSecretValue", tmp_path, 25)
+    # Given AgentTokenMode=agent-token and its task execution role without the token secret
+    report = run_without(
+        "AgentExecutionRole", "secretsmanager:GetSecretValue", tmp_path, 25, mode="agent-token"
+    )
     # Then Fargate's read of the task's secrets was denied, as that role
     assert ("AgentExecutionRole", "secretsmanager:GetSecretValue") in denied(report)
     # and the job's task stopped before the agent ran: the failure handler failed it back
@@ -94,3 +100,20 @@ def test_a_task_whose_execution_role_may_not_read_the_token_fails_to_start(
     assert build.task is not None
     assert build.finished_by == "stack"
     assert "secret" in (build.detail or "").lower()
+
+
+def test_in_agent_token_mode_tasks_register_with_the_secret_their_role_reads(
+    tmp_path: Path,
+) -> None:
+    # Given AgentTokenMode=agent-token and every grant in place
+    report = run_without("", "", tmp_path, timeout=25, mode="agent-token")
+    # Then the job ran on an agent that registered with the agent token's secret, read by
+    # the task execution role, and no job acquisition token was asked for
+    assert report.violations == []
+    build = next(j for j in report.jobs if j.label == "build part 1")
+    assert build.finished_by == "agent"
+    assert ("AgentExecutionRole", "secretsmanager:GetSecretValue") in {
+        (e["caller"], e["action"]) for e in report.iam if e["allowed"]
+    }
+    assert "job-acquisition-tokens" not in report.stacks_calls
+    assert report.jats == []

@@ -60,7 +60,6 @@ EXPECTED_CALLS = {
     ("FailureHandlerFunctionRole", "secretsmanager:GetSecretValue"),
     ("FailureHandlerFunctionRole", "sqs:ReceiveMessage"),
     ("FailureHandlerFunctionRole", "sqs:DeleteMessage"),
-    ("AgentExecutionRole", "secretsmanager:GetSecretValue"),
 }
 # What only the stack does: none of it may reach AWS as the local world's plumbing.
 STACK_ONLY = {
@@ -185,6 +184,38 @@ def test_the_token_never_leaves_secrets_manager(report: tuple[WorldReport, Path,
     for channel, texts in channels.items():
         leaks = [text[:200] for text in texts if token in text]
         assert not leaks, f"the token leaked into {channel}: {leaks}"
+
+
+def test_each_task_got_its_own_jobs_token_and_no_other_store_holds_one(
+    report: tuple[WorldReport, Path, str],
+) -> None:
+    """AgentTokenMode=job-acquisition-token (the default): every launched task started
+    with a JAT issued for its own job, and no log line, metric, launch message, reason,
+    report or error holds one."""
+    result, out, _ = report
+    launched = [j for j in result.jobs if j.task is not None]
+    assert launched
+    assert len(result.jats) >= len(launched)
+    # The tokens went where they must: the agent container's RunTask override (ECS
+    # echoes it in DescribeTasks and its task events: docs/security.md#who-can-see-which-token)
+    overrides = "\n".join(result.evidence["task overrides"])
+    assert sum(jat in overrides for jat in result.jats) >= len(launched)
+    channels = {
+        "logs and EMF metrics": (out / "lambda.log").read_text().splitlines(),
+        "launch messages": result.evidence["launch messages"],
+        "html report": [write(result, out / "report.html").read_text()],
+        "finish and skip reasons": [j.detail or "" for j in result.jobs],
+        "errors": result.evidence["errors"],
+        "IAM record": [(out / "iam.json").read_text()],
+    }
+    assert all(v for k, v in channels.items() if k != "errors")
+    for channel, texts in channels.items():
+        leaks = [text[:120] for text in texts if any(jat in text for jat in result.jats)]
+        assert not leaks, f"a job acquisition token leaked into {channel}: {leaks}"
+    # and Buildkite's calls show the issuance: one request per launcher batch
+    assert (
+        1 <= result.stacks_calls["job-acquisition-tokens"] <= result.counts["launcher_invocations"]
+    )
 
 
 def test_the_html_report_shows_every_job_and_the_verdict(

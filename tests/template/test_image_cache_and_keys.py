@@ -61,7 +61,9 @@ def agent_image(cfn: Template, values: dict[str, str], **pseudo: str) -> str:
 def test_with_a_secrets_key_every_secret_reader_may_decrypt_through_secrets_manager_only(
     cfn_template: Template,
 ) -> None:
-    values = params(cfn_template, SecretsKmsKeyArn=KEY_ARN)
+    # agent-token mode: the task execution role reads a secret too (with job acquisition
+    # tokens it reads none, and gets no key: the next test)
+    values = params(cfn_template, SecretsKmsKeyArn=KEY_ARN, AgentTokenMode="agent-token")
     for role in roles(cfn_template):
         found = kms_statements(cfn_template, role, values)
         if role not in SECRET_READERS:
@@ -77,6 +79,15 @@ def test_with_a_secrets_key_every_secret_reader_may_decrypt_through_secrets_mana
             }
         }
         assert render(statement["Resource"], cfn_template, values) == KEY_ARN
+
+
+def test_with_job_acquisition_tokens_the_task_execution_role_gets_no_key(
+    cfn_template: Template,
+) -> None:
+    values = params(cfn_template, SecretsKmsKeyArn=KEY_ARN)
+    assert values["AgentTokenMode"] == "job-acquisition-token"
+    assert kms_statements(cfn_template, "AgentExecutionRole", values) == []
+    assert kms_statements(cfn_template, "LauncherFunctionRole", values) != []
 
 
 def test_without_a_secrets_key_no_role_may_use_kms(cfn_template: Template) -> None:

@@ -23,7 +23,7 @@ from tests.support.iam import (
     managed_policy_names,
     managed_policy_statements,
 )
-from tests.support.template import choose_branches, parameter_values
+from tests.support.template import choose_branches, deployed_resources, parameter_values
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -171,23 +171,24 @@ def test_pass_role_only_for_the_two_task_roles_and_only_to_ecs_tasks(
     }
 
 
-def test_secrets_are_readable_only_by_who_needs_them(cfn_template: Template) -> None:
+@pytest.mark.parametrize("mode", ["job-acquisition-token", "agent-token"])
+def test_secrets_are_readable_only_by_who_needs_them(cfn_template: Template, mode: str) -> None:
+    values = parameter_values(cfn_template, **SAMPLE_PARAMETERS, AgentTokenMode=mode)
     readers: dict[str, list[Any]] = {}
     for role in resources(cfn_template, "AWS::IAM::Role"):
-        for s in statements(cfn_template, role):
+        for s in statements(cfn_template, role, values):
             if "secretsmanager:GetSecretValue" in as_list(s["Action"]):
                 readers.setdefault(role, []).append(s["Resource"])
-    assert set(readers) == {
-        "PollerFunctionRole",
-        "LauncherFunctionRole",
-        "FailureHandlerFunctionRole",
-        "AgentExecutionRole",
-    }
-    assert readers["AgentExecutionRole"] == [{"Ref": "AgentTokenSecretArn"}]
-    for role in ("PollerFunctionRole", "LauncherFunctionRole", "FailureHandlerFunctionRole"):
+    functions = {"PollerFunctionRole", "LauncherFunctionRole", "FailureHandlerFunctionRole"}
+    # With job acquisition tokens no task reads a token secret (issue #13).
+    tasks = {"AgentExecutionRole"} if mode == "agent-token" else set()
+    assert set(readers) == functions | tasks
+    if tasks:
+        assert readers["AgentExecutionRole"] == [{"Ref": "AgentTokenSecretArn"}]
+    for role in functions:
         assert readers[role] == [{"Ref": "ClusterTokenSecretArn"}]
     # The job's own code (task role) can read nothing.
-    assert statements(cfn_template, "AgentTaskRole") == []
+    assert statements(cfn_template, "AgentTaskRole", values) == []
 
 
 # Actions with no resource type in the Service Authorization Reference: IAM takes only "*"
@@ -275,13 +276,30 @@ def test_the_launcher_timeout_is_the_one_its_crash_logic_assumes(cfn_template: T
     assert props(cfn_template, "LauncherFunction")["Timeout"] == default
 
 
-def test_the_agent_token_comes_from_the_task_definition_secrets(cfn_template: Template) -> None:
-    (container,) = props(cfn_template, "AgentTaskDefinition")["ContainerDefinitions"]
-    assert container["Secrets"] == [
-        {"Name": "BUILDKITE_AGENT_TOKEN", "ValueFrom": {"Ref": "AgentTokenSecretArn"}}
-    ]
+@pytest.mark.parametrize("mode", ["job-acquisition-token", "agent-token"])
+def test_no_task_definition_holds_a_token_but_the_agent_tokens_secret(
+    cfn_template: Template, mode: str
+) -> None:
+    values = parameter_values(cfn_template, **SAMPLE_PARAMETERS, AgentTokenMode=mode)
+    task = deployed_resources(cfn_template, values)["AgentTaskDefinition"]["Properties"]
+    (container,) = task["ContainerDefinitions"]
+    # Never a token in the plain environment of the definition
     env_names = {e["Name"] for e in container["Environment"]}
     assert "BUILDKITE_AGENT_TOKEN" not in env_names
+    if mode == "agent-token":
+        # the agent token only from its secret
+        assert container["Secrets"] == [
+            {"Name": "BUILDKITE_AGENT_TOKEN", "ValueFrom": {"Ref": "AgentTokenSecretArn"}}
+        ]
+    else:
+        # the default: no secret at all; the launcher passes each task its job's JAT
+        assert "Secrets" not in container
+
+
+def test_job_acquisition_tokens_are_the_default(cfn_template: Template) -> None:
+    assert cfn_template["Parameters"]["AgentTokenMode"]["Default"] == "job-acquisition-token"
+    env = props(cfn_template, "LauncherFunction")["Environment"]["Variables"]
+    assert env["AGENT_TOKEN_MODE"] == {"Ref": "AgentTokenMode"}
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from fargate_stack.aws.ledger import DynamoFallbackLedger
 from fargate_stack.aws.sqs import SqsLaunchQueue
 from fargate_stack.buildkite import BuildkiteStacks
 from fargate_stack.clock import SystemClock
-from fargate_stack.domain.launch import LaunchConfig
+from fargate_stack.domain.launch import AgentTokenMode, LaunchConfig
 from fargate_stack.domain.rules import StackTags
 from fargate_stack.errors import ConfigurationError
 from fargate_stack.models.messages import LaunchMessage
@@ -40,6 +40,7 @@ from fargate_stack.settings import (
 )
 from fargate_stack.stacksapi import RetryPolicy, StacksClient
 from fargate_stack.usecases.handle_stopped import HandleStopped
+from fargate_stack.usecases.job_tokens import BatchTokens
 from fargate_stack.usecases.launch import LaunchJob, LaunchOptions
 from fargate_stack.usecases.poll import LoopTiming, PollConfig, PollJobs
 from fargate_stack.usecases.poller_lease import LeaseTiming, PollerLease
@@ -206,8 +207,20 @@ def launcher() -> LauncherWiring:
     )
     # One DynamoDB client for the ledger's two users (a client costs cold-start time).
     dynamodb = aws_session().client("dynamodb", config=_AWS_CONFIG)
+    stacks = _stacks(settings)
+    tokens = (
+        BatchTokens(
+            api=stacks,
+            stack_key=settings.stack_key,
+            reservation_seconds=settings.reservation_expiry_seconds,
+            lifetime_seconds=settings.jat_lifetime_seconds,
+        )
+        if settings.agent_token_mode is AgentTokenMode.JOB_ACQUISITION_TOKEN
+        else None
+    )
     use_case = LaunchJob(
-        api=_stacks(settings),
+        api=stacks,
+        tokens=tokens,
         tasks=EcsTasks(aws_session().client("ecs", config=_AWS_CONFIG)),
         fallbacks=DynamoFallbackLedger(
             settings.idempotency_table, ttl_seconds=LEDGER_TTL_SECONDS, client=dynamodb

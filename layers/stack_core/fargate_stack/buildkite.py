@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Literal
 
+from pydantic import SecretStr
+
 from fargate_stack.errors import (
     ConfigurationError,
     JobGoneError,
@@ -35,6 +37,7 @@ from fargate_stack.stacksapi import (
     StacksRateLimitError,
     StacksValidationError,
 )
+from fargate_stack.usecases.job_tokens import JatUnavailableError
 
 Subject = Literal["stack", "job"]
 
@@ -102,6 +105,41 @@ class BuildkiteStacks:
                 reservation_expiry_seconds=reservation_expiry_seconds,
                 retry=BRIEF,
             )
+
+    def extend_reservations(
+        self, *, stack_key: str, job_uuids: Sequence[str], reservation_expiry_seconds: int
+    ) -> tuple[list[str], list[str]]:
+        """Reserve again: for jobs this stack holds, the reservation starts over
+        (docs/reference/stacks-api.md §3.9)."""
+        answer = self.batch_reserve_jobs(
+            stack_key=stack_key,
+            job_uuids=job_uuids,
+            reservation_expiry_seconds=reservation_expiry_seconds,
+        )
+        return list(answer.reserved), list(answer.not_reserved)
+
+    def issue_job_tokens(
+        self, *, stack_key: str, job_uuids: Sequence[str], lifetime_seconds: int
+    ) -> tuple[dict[str, SecretStr], list[str]]:
+        """Job acquisition tokens by job uuid, and the jobs given none. A refusal of the
+        endpoint itself (a 4xx other than 401 and 429: the organization or agent cannot use
+        JATs; the statuses are UNCONFIRMED, docs/reference/stacks-api.md §3.9) is
+        ``JatUnavailableError``, never a fallback to the cluster token (Buildkite's advice)."""
+        try:
+            with _translated("stack"):
+                answer = self._client.issue_job_acquisition_tokens(
+                    stack_key=stack_key,
+                    job_uuids=job_uuids,
+                    token_lifetime_seconds=lifetime_seconds,
+                    retry=BRIEF,
+                )
+        except (ConfigurationError, StackNotRegisteredError) as exc:
+            cause = exc.__cause__
+            if isinstance(cause, StacksValidationError | StacksNotFoundError):
+                raise JatUnavailableError(f"HTTP {cause.status}") from exc
+            raise
+        tokens = {t.job_uuid: t.token for t in answer.job_acquisition_tokens}
+        return tokens, list(answer.not_issued)
 
     def get_job(self, *, stack_key: str, job_uuid: str) -> GetJobResponse:
         with _translated("job"):

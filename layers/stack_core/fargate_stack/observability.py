@@ -110,6 +110,7 @@ class Metric(StrEnum):
     LAUNCH_FAILED = "LaunchFailed"  # dimension: reason
     DISPATCH_LATENCY = "DispatchLatency"
     BAD_MESSAGES = "BadMessages"
+    JOB_TOKENS = "JobTokens"  # dimension: result (issued, not_issued, not_reserved)
     # failure handler
     JOBS_FAILED = "JobsFailed"  # dimension: reason (StopReason or launch reason)
     STOPS_IGNORED = "StopsIgnored"  # dimension: why

@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from fargate_stack.domain.fargate import InvalidTaskSizeError, validate_task_size
-from fargate_stack.domain.launch import CapacityStrategy
+from fargate_stack.domain.launch import AgentTokenMode, CapacityStrategy
 from fargate_stack.domain.rules import parse_tags
 from fargate_stack.errors import ConfigurationError
 
@@ -108,6 +108,13 @@ class LauncherSettings(CommonSettings):
     # long a crashed attempt's idempotency lock can last (usecases/launch.py).
     launcher_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
     idempotency_table: str = Field(min_length=1)
+    # How tasks get their agent token (template AgentTokenMode; usecases/job_tokens.py).
+    agent_token_mode: AgentTokenMode = AgentTokenMode.JOB_ACQUISITION_TOKEN
+    # JAT mode: the reservation is extended to this before tokens are issued (the poller's
+    # ReservationExpirySeconds), and a token lives at most jat_lifetime_seconds (a Fargate
+    # start and an image pull, well within it).
+    reservation_expiry_seconds: int = Field(default=900, ge=60, le=3600)
+    jat_lifetime_seconds: int = Field(default=600, ge=60, le=3600)
 
     _split_subnets = field_validator("subnets", "security_groups", mode="before")(_split)
 

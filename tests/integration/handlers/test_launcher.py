@@ -10,6 +10,7 @@ from moto.core.responses import ActionResult
 from moto.ecs.responses import EC2ContainerServiceResponse
 
 from tests.support.deployed import STACK_KEY, DeployedStack, Loader, sqs_event
+from tests.support.emulator import EMULATOR_TOKEN
 
 SPOT_FULL = "Capacity is unavailable at this time. Please try again later"
 
@@ -39,7 +40,13 @@ def test_one_task_per_job_with_the_specified_parameters(
     (container,) = task["overrides"]["containerOverrides"]
     env = {e["name"]: e["value"] for e in container["environment"]}
     assert env["BUILDKITE_AGENT_ACQUIRE_JOB"] == job
-    assert "BUILDKITE_AGENT_TOKEN" not in env
+    # AgentTokenMode=job-acquisition-token (the default): the token Buildkite issued for
+    # this job, never the cluster token
+    issued = deployed.control("GET", "job-acquisition-tokens")["tokens"]
+    assert {"job_uuid": job, "token": env["BUILDKITE_AGENT_TOKEN"]}.items() <= {
+        **next(t for t in issued if t["job_uuid"] == job)
+    }.items()
+    assert env["BUILDKITE_AGENT_TOKEN"] != EMULATOR_TOKEN
     tags = {t["key"]: t["value"] for t in task["tags"]}
     assert tags["buildkite:job"] == job
     assert tags["buildkite:pipeline"] == "app"

@@ -48,10 +48,12 @@ def simulate(aws: MotoEcs, emulator: Emulator) -> tuple[SimulatedFargate, list[d
     fargate = SimulatedFargate(
         ecs=aws.ecs,
         cluster="bk",
-        agent=SimulatedAgent(emulator.base_url, EMULATOR_TOKEN, FAST),
+        agent=SimulatedAgent(emulator.base_url, FAST),
         emit=events.append,
         failure_of=failure_of,
         timing=FAST,
+        # The task definition's secret, as its execution role reads it (agent-token mode).
+        pull_secrets=lambda _definition: ({"BUILDKITE_AGENT_TOKEN": EMULATOR_TOKEN}, None),
     )
     return fargate, events
 

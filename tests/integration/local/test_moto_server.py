@@ -3,6 +3,8 @@ SQS speed patch giving moto's answers."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 import pytest
 from botocore.config import Config
@@ -49,10 +51,10 @@ def test_a_dead_letter_queue_gives_a_moved_message_its_own_tries() -> None:
     # Given source -> dlq -> parked, each redriving after one receive
     with moto_server() as url:
         sqs = boto3.client("sqs", endpoint_url=url)
-        arn = {}
-        urls = {}
+        arn: dict[str, str] = {}
+        urls: dict[str, str] = {}
         for name in ("parked", "dlq", "source"):
-            attributes = {}
+            attributes: dict[Any, str] = {}
             if name != "parked":
                 target = "parked" if name == "dlq" else "dlq"
                 policy = f'{{"deadLetterTargetArn": "{arn[target]}", "maxReceiveCount": "1"}}'

@@ -15,8 +15,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pydantic import SecretStr
+
 from fargate_stack.domain.fargate import InvalidTaskSizeError, validate_task_size
 from fargate_stack.domain.task_identity import ACQUIRE_JOB_ENV, started_by, task_group
+
+# The agent registers with this token; a JAT there, with BUILDKITE_AGENT_ACQUIRE_JOB, runs
+# that one job (docs/reference/stacks-api.md §3.9).
+AGENT_TOKEN_ENV = "BUILDKITE_AGENT_TOKEN"  # noqa: S105 - a variable's name
+
+
+class AgentTokenMode(StrEnum):
+    """How a task gets its agent token (template AgentTokenMode)."""
+
+    # Modes' names, not tokens.
+    JOB_ACQUISITION_TOKEN = "job-acquisition-token"  # noqa: S105
+    AGENT_TOKEN = "agent-token"  # noqa: S105
+
 
 # Total size of RunTask `overrides`, JSON formatting included (botocore ecs TaskOverride;
 # docs/reference/aws.md §B.1).
@@ -67,6 +82,8 @@ class LaunchRejection(StrEnum):
     TASK_DEFINITION_NOT_ALLOWED = "task_definition_not_allowed"
     OVERRIDES_TOO_LARGE = "overrides_too_large"
     ECS_REJECTED = "ecs_rejected"
+    # Buildkite refused job acquisition tokens themselves (AgentTokenMode).
+    JAT_UNAVAILABLE = "jat_unavailable"
     # Any other permanent error's reason: the dimension stays bounded whatever it says.
     OTHER = "other"
 
@@ -118,15 +135,21 @@ class LaunchSpec:
     group: str
     client_token: str
     tags: tuple[tuple[str, str], ...]
+    # The job acquisition token (AgentTokenMode=job-acquisition-token): only in the RunTask
+    # request itself; a SecretStr, so no repr or log line shows it.
+    agent_token: SecretStr | None = None
 
     def overrides(self) -> dict[str, object]:
+        environment = list(self.environment)
+        if self.agent_token is not None:
+            environment.append((AGENT_TOKEN_ENV, self.agent_token.get_secret_value()))
         return {
             "cpu": str(self.cpu),
             "memory": str(self.memory),
             "containerOverrides": [
                 {
                     "name": self.container_name,
-                    "environment": [{"name": k, "value": v} for k, v in self.environment],
+                    "environment": [{"name": k, "value": v} for k, v in environment],
                 }
             ],
         }
@@ -250,9 +273,11 @@ def build_launch_spec(
     agent_query_rules: Sequence[str],
     job_env: Mapping[str, str],
     capacity: Capacity,
+    agent_token: SecretStr | None = None,
 ) -> LaunchSpec:
     """Decide everything about one launch, or raise LaunchRejectedError with a reason a
-    developer can act on."""
+    developer can act on. ``agent_token``: the job's acquisition token (JAT mode), which
+    the agent container gets in its environment override."""
     rules = parse_rules(agent_query_rules)
     cpu, memory = _size(config, rules)
     task_definition = _task_definition(config, rules)
@@ -282,6 +307,7 @@ def build_launch_spec(
         group=task_group(job_uuid),
         client_token=client_token(job_uuid, capacity),
         tags=tags,
+        agent_token=agent_token,
     )
     size = len(json.dumps(spec.overrides(), separators=(",", ":")))
     if size > OVERRIDES_MAX_CHARS:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
+from pydantic import SecretStr
+
 from fargate_stack.domain.launch import (
     Capacity,
     CapacityStrategy,
@@ -40,6 +42,7 @@ from fargate_stack.errors import (
 from fargate_stack.models.messages import LaunchMessage, remaining_reservation_seconds
 from fargate_stack.observability import Metric, count, count_by, logger, milliseconds
 from fargate_stack.ports import Clock, FallbackLedger, StacksApi, StartedTask, TaskRunner
+from fargate_stack.usecases.job_tokens import BatchTokens
 
 
 class LaunchOutcome(StrEnum):
@@ -82,8 +85,12 @@ class LaunchJob:
         fallbacks: FallbackLedger,
         clock: Clock,
         options: LaunchOptions,
+        tokens: BatchTokens | None = None,
     ) -> None:
         self._api = api
+        # AgentTokenMode=job-acquisition-token: each task gets its job's JAT; None: the
+        # task definition's secret (agent-token mode).
+        self.tokens = tokens
         self._tasks = tasks
         self._fallbacks = fallbacks
         self._clock = clock
@@ -125,8 +132,11 @@ class LaunchJob:
             count_by(Metric.LAUNCH_FAILED, "reason", LaunchOutcome.JOB_GONE, with_total=True)
             return {"outcome": LaunchOutcome.JOB_GONE}
         try:
+            # After GetJob (a job gone needs no token), before the spec: a token is asked
+            # for only when a task is about to start; the fallback reuses it.
+            token = self.tokens.token_for(job_uuid) if self.tokens is not None else None
             capacity = self._first_capacity(message, redelivered=redelivered)
-            first = self._launch_spec(message, dict(job.env), capacity)
+            first = self._launch_spec(message, dict(job.env), capacity, token)
             sent_at = self._clock.now()
             task, spec = self._run(message, dict(job.env), first)
         except LaunchRejectedError as exc:
@@ -164,7 +174,11 @@ class LaunchJob:
         return first
 
     def _launch_spec(
-        self, message: LaunchMessage, env: dict[str, str], capacity: Capacity
+        self,
+        message: LaunchMessage,
+        env: dict[str, str],
+        capacity: Capacity,
+        token: SecretStr | None,
     ) -> LaunchSpec:
         return build_launch_spec(
             self._options.config,
@@ -172,6 +186,7 @@ class LaunchJob:
             agent_query_rules=message.agent_query_rules,
             job_env=env,
             capacity=capacity,
+            agent_token=token,
         )
 
     def _run(
@@ -187,7 +202,7 @@ class LaunchJob:
                 raise
             logger.warning("Fargate Spot has no capacity; falling back to on-demand")
             count_by(Metric.LAUNCH_RETRIED, "reason", _Retry.SPOT_FALLBACK)
-            on_demand = self._launch_spec(message, env, fallback)
+            on_demand = self._launch_spec(message, env, fallback, spec.agent_token)
             self._fallbacks.record_fallback(str(message.job_uuid))
             return self._run_unless_out_of_time(on_demand), on_demand
 
