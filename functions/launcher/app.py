@@ -33,15 +33,15 @@ def launch_record(record: SQSRecord) -> dict[str, str]:
         return {"outcome": "not_reserved"}
 
 
-def _job_uuids(event: Mapping[str, Any]) -> list[str]:
+def _messages(event: Mapping[str, Any]) -> list[LaunchMessage]:
     """The batch's jobs, for the one token request (records that do not parse get none)."""
-    uuids = []
+    messages = []
     for record in event.get("Records", []):
         try:
-            uuids.append(str(LaunchMessage.model_validate_json(record["body"]).job_uuid))
+            messages.append(LaunchMessage.model_validate_json(record["body"]))
         except (KeyError, TypeError, ValidationError):
             continue  # the record's own handling reports it
-    return uuids
+    return messages
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -51,8 +51,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str
     wiring = launcher()
     wiring.idempotency.register_lambda_context(context)
     wiring.use_case.set_deadline(lambda: context.get_remaining_time_in_millis() / 1000)
-    if wiring.use_case.tokens is not None:
-        wiring.use_case.tokens.prepare(_job_uuids(event))
+    wiring.use_case.prepare_tokens(_messages(event))
     try:
         return process_partial_response(
             event=event, record_handler=launch_record, processor=processor, context=context

@@ -6,11 +6,12 @@ reservation (docs/reference/stacks-api.md §3.9). Buildkite asks for the token "
 before starting the workload" and a lifetime no longer than needed; the Stacks API counts
 calls, so the launcher asks once per batch, at its first launch:
 
-1. extend the batch's reservations (reserving again by the same stack extends them,
-   docs/reference/stacks-api.md §3.9), so a token's lifetime is not cut short by a
-   reservation about to lapse;
+1. extend the reservations too short for a token (reserving again by the same stack
+   extends them, docs/reference/stacks-api.md §3.9), so a token's lifetime is not cut short
+   by a reservation about to lapse; the common batch, reserved moments ago, needs none;
 2. issue tokens for the jobs still reserved, with ``lifetime_seconds`` (a Fargate start and
-   an image pull) capped at the reservation.
+   an image pull) capped at the reservation;
+3. for a job in ``not_issued``, extend to learn whether the stack still holds it.
 
 Jobs the stack no longer holds get no token and no task (``NotReservedError``: the record
 is acknowledged, the job was taken, canceled or re-listed). A job in ``not_issued`` is
@@ -24,7 +25,7 @@ A token is a secret: it is kept as ``SecretStr`` and never logged, counted or ra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -74,6 +75,10 @@ class _Issue(StrEnum):
     NOT_RESERVED = "not_reserved"
 
 
+# A reservation with less than a token's lifetime and this much left is extended first.
+EXTEND_MARGIN_SECONDS = 60
+
+
 @dataclass
 class BatchTokens:
     """One invocation's tokens: ``prepare`` with the batch's jobs, then ``token_for``."""
@@ -82,27 +87,26 @@ class BatchTokens:
     stack_key: str
     reservation_seconds: int
     lifetime_seconds: int
-    _pending: list[str] = field(default_factory=list)
+    # job uuid -> seconds its reservation has left, for the batch not asked for yet
+    _pending: dict[str, float] = field(default_factory=dict)
     _tokens: dict[str, SecretStr] = field(default_factory=dict)
     _not_reserved: set[str] = field(default_factory=set)
-    _not_issued: set[str] = field(default_factory=set)
     _refused: JatUnavailableError | None = None
 
-    def prepare(self, job_uuids: Sequence[str]) -> None:
-        """A new batch: forget the last one's tokens (they are not reused)."""
-        self._pending = list(dict.fromkeys(job_uuids))
+    def prepare(self, jobs: Mapping[str, float]) -> None:
+        """A new batch (job uuid -> seconds its reservation has left): forget the last
+        one's tokens (they are not reused)."""
+        self._pending = dict(jobs)
         self._tokens.clear()
         self._not_reserved.clear()
-        self._not_issued.clear()
         self._refused = None
 
     def token_for(self, job_uuid: str) -> SecretStr:
-        if self._refused is not None:
-            raise self._refused
-        if job_uuid not in self._tokens and job_uuid not in self._not_reserved:
-            self._ask(
-                [*self._pending, job_uuid] if job_uuid not in self._pending else self._pending
-            )
+        known = job_uuid in self._tokens or job_uuid in self._not_reserved
+        if self._refused is None and not known:
+            # The batch's first launch asks for all of it (a job outside it, alone).
+            batch = dict(self._pending) if job_uuid in self._pending else {job_uuid: 0.0}
+            self._ask(batch)
         if self._refused is not None:
             raise self._refused
         if job_uuid in self._tokens:
@@ -111,33 +115,45 @@ class BatchTokens:
             raise NotReservedError("the job is no longer reserved by this stack")
         raise TransientError("Buildkite issued no job acquisition token for the job yet")
 
-    def _ask(self, job_uuids: Sequence[str]) -> None:
-        wanted = [j for j in job_uuids if j not in self._tokens and j not in self._not_reserved]
-        self._pending = [j for j in self._pending if j not in wanted]
+    def _ask(self, batch: Mapping[str, float]) -> None:
+        for job in batch:
+            self._pending.pop(job, None)
+        # Only reservations too short for a token are extended first (the common batch
+        # costs one request; reserving again by this stack extends a reservation).
+        short = [j for j, left in batch.items() if left < self.lifetime + EXTEND_MARGIN_SECONDS]
+        self._extend(short)
+        wanted = [j for j in batch if j not in self._not_reserved]
         if not wanted:
-            return
-        reserved, not_reserved = self.api.extend_reservations(
-            stack_key=self.stack_key,
-            job_uuids=wanted,
-            reservation_expiry_seconds=self.reservation_seconds,
-        )
-        self._not_reserved.update(not_reserved)
-        if not_reserved:
-            count_by(Metric.JOB_TOKENS, "result", _Issue.NOT_RESERVED, len(not_reserved))
-        if not reserved:
             return
         try:
             tokens, not_issued = self.api.issue_job_tokens(
-                stack_key=self.stack_key,
-                job_uuids=reserved,
-                lifetime_seconds=min(self.lifetime_seconds, self.reservation_seconds),
+                stack_key=self.stack_key, job_uuids=wanted, lifetime_seconds=self.lifetime
             )
         except JatUnavailableError as exc:
             self._refused = exc
             return
         self._tokens.update(tokens)
-        self._not_issued.update(not_issued)
         count_by(Metric.JOB_TOKENS, "result", _Issue.ISSUED, len(tokens))
         if not_issued:
+            # Not issued: the job may be another stack's now (no task, acknowledged) or
+            # refused for now (retried); extending tells them apart.
+            self._extend([j for j in not_issued if j not in short])
             count_by(Metric.JOB_TOKENS, "result", _Issue.NOT_ISSUED, len(not_issued))
             logger.warning("Buildkite issued no token for some jobs", extra={"jobs": not_issued})
+
+    def _extend(self, jobs: Sequence[str]) -> None:
+        if not jobs:
+            return
+        _, not_reserved = self.api.extend_reservations(
+            stack_key=self.stack_key,
+            job_uuids=jobs,
+            reservation_expiry_seconds=self.reservation_seconds,
+        )
+        self._not_reserved.update(not_reserved)
+        if not_reserved:
+            count_by(Metric.JOB_TOKENS, "result", _Issue.NOT_RESERVED, len(not_reserved))
+
+    @property
+    def lifetime(self) -> int:
+        """A Fargate start and an image pull, never past a (just extended) reservation."""
+        return min(self.lifetime_seconds, self.reservation_seconds)

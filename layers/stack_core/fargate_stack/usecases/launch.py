@@ -15,7 +15,7 @@ ledger says the job fell back.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -99,6 +99,14 @@ class LaunchJob:
         # (the endpoint takes 1000): one Stacks API call per batch instead of per job.
         self._notes: list[dict[str, str]] = []
         self._time_left: Callable[[], float] | None = None
+
+    def prepare_tokens(self, messages: Sequence[LaunchMessage]) -> None:
+        """The invocation's batch, for its one token request (JAT mode; no-op otherwise)."""
+        if self.tokens is not None:
+            now = self._clock.now()
+            self.tokens.prepare(
+                {str(m.job_uuid): remaining_reservation_seconds(m, now) for m in messages}
+            )
 
     def set_deadline(self, seconds_left: Callable[[], float]) -> None:
         """The invocation's clock (the handler passes its Lambda context's)."""
