@@ -33,10 +33,8 @@ from local.emulator.behaviour import STACKS_ENDPOINTS as STACKS_API
 from local.fargate import Failure
 
 # The endpoints the running stack calls: not the simulated agent's (not the product under
-# test), nor register (once per container) or job acquisition tokens (unused).
-STACKS_ENDPOINTS = tuple(
-    e for e in STACKS_API if e not in ("register", "deregister", "job-acquisition-tokens")
-)
+# test), nor register (once per container). Job acquisition tokens are the launcher's.
+STACKS_ENDPOINTS = tuple(e for e in STACKS_API if e not in ("register", "deregister"))
 STACKS_FAULT_KINDS = ("429", "5xx", "slow", "drop", "malformed_json")
 # An outage's faults answer at most this many requests each; it ends by time (removed).
 _OUTAGE = 100_000

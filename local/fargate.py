@@ -26,6 +26,9 @@ import requests
 ACQUIRE_JOB_ENV = "BUILDKITE_AGENT_ACQUIRE_JOB"
 FAILURE_ENV = "LOCAL_FAILURE"
 AGENT_EXIT_NOT_ACQUIRABLE = 27
+# A token refused at registration (401): the agent exits 1 without retrying
+# (docs/reference/stacks-api.md §3.9).
+AGENT_EXIT_TOKEN_REFUSED = 1
 _HTTP_TIMEOUT = 10.0
 
 
@@ -84,6 +87,9 @@ class SimulatedAgent:
     def __init__(self, base_url: str, timing: FargateTiming) -> None:
         self._base = base_url
         self._timing = timing
+        # Tasks whose token Buildkite refused at registration (the soak requires 0).
+        self.tokens_refused = 0
+        self._lock = threading.Lock()
 
     def run(
         self,
@@ -109,6 +115,10 @@ class SimulatedAgent:
             headers={"Authorization": f"Token {token}"},
             timeout=_HTTP_TIMEOUT,
         )
+        if registered.status_code == 401:
+            with self._lock:
+                self.tokens_refused += 1
+            return AGENT_EXIT_TOKEN_REFUSED
         registered.raise_for_status()
         access = registered.json()["access_token"]
         headers = {"Authorization": f"Token {access}"}
@@ -250,7 +260,7 @@ class SimulatedFargate:
         # starts; this answers their values, or the error code if it could not.
         self._pull_secrets = pull_secrets
         self._cluster = cluster
-        self._agent = agent
+        self.agent = agent
         self._emit = emit
         self._failure_of = failure_of
         self._timing = timing
@@ -355,7 +365,7 @@ class SimulatedFargate:
 
         def run() -> None:
             try:
-                code = self._agent.run(
+                code = self.agent.run(
                     job,
                     token=task.environment.get("BUILDKITE_AGENT_TOKEN", ""),
                     killed_while_running=killed,

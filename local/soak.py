@@ -30,6 +30,7 @@ MUST_BE_ZERO = (
     "failjob_on_acquired",
     "dlq_unaccounted",
     "access_denied",
+    "tasks_without_a_valid_token",
 )
 
 
@@ -48,6 +49,9 @@ class SoakFigures:
     lost_jobs: list[str]
     # Calls IAM refused (the local world enforces each role's policies: docs/local.md).
     access_denied: int = 0
+    # Tasks whose agent's token Buildkite refused at registration (JAT mode: expired, or
+    # another job's).
+    tasks_without_a_valid_token: int = 0
 
     @property
     def ok(self) -> bool:
@@ -91,6 +95,7 @@ def figures(report: WorldReport) -> SoakFigures:
         faults=dict(sorted(report.faults.items())),
         lost_jobs=lost,
         access_denied=counts.get("iam_denied", 0),
+        tasks_without_a_valid_token=counts.get("tasks_without_a_valid_token", 0),
     )
 
 
@@ -127,6 +132,7 @@ def print_figures(result: SoakFigures, report: WorldReport, out: TextIO) -> None
         ("FailJob on an acquired job (must be 0)", result.failjob_on_acquired),
         ("DLQ records unaccounted for (must be 0)", result.dlq_unaccounted),
         ("calls IAM denied (must be 0)", result.access_denied),
+        ("tasks started without a valid token (must be 0)", result.tasks_without_a_valid_token),
     ]
     for name, n in rows:
         print(f"  {name:<52} {n:>6}", file=out)

@@ -284,6 +284,7 @@ class Plumbing:
             "events_delivered": self.bridge.delivered,
             "events_dead_lettered": len(self.bridge.dead_letters),
             "event_retry_records": self.event_retries.stats.records,
+            "tasks_without_a_valid_token": self.fargate.agent.tokens_refused,
             "event_source_errors": sum(
                 s.stats.receive_errors for s in (*self.launches, self.gave_up, self.event_retries)
             ),

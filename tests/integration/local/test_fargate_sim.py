@@ -38,7 +38,9 @@ def launch(aws: MotoEcs, job: str) -> str:
     return EcsTasks(aws.ecs).run(spec).arn
 
 
-def simulate(aws: MotoEcs, emulator: Emulator) -> tuple[SimulatedFargate, list[dict[str, Any]]]:
+def simulate(
+    aws: MotoEcs, emulator: Emulator, token: str = EMULATOR_TOKEN
+) -> tuple[SimulatedFargate, list[dict[str, Any]]]:
     events: list[dict[str, Any]] = []
 
     def failure_of(job: str) -> Failure:
@@ -53,7 +55,7 @@ def simulate(aws: MotoEcs, emulator: Emulator) -> tuple[SimulatedFargate, list[d
         failure_of=failure_of,
         timing=FAST,
         # The task definition's secret, as its execution role reads it (agent-token mode).
-        pull_secrets=lambda _definition: ({"BUILDKITE_AGENT_TOKEN": EMULATOR_TOKEN}, None),
+        pull_secrets=lambda _definition: ({"BUILDKITE_AGENT_TOKEN": token}, None),
     )
     return fargate, events
 
@@ -91,6 +93,19 @@ def test_a_task_runs_its_job_to_the_commands_exit_status(
     assert stopped.detail.group == f"buildkite-job:{job}"
     assert stopped.detail.started_by == "s"
     assert stopped.stopped_task("agent").agent_exit_code == 0
+
+
+def test_an_agent_with_a_token_buildkite_refuses_exits_1_and_takes_nothing(
+    moto_ecs: MotoEcs, emulator: Emulator
+) -> None:
+    job = create_job(emulator, "true")
+    launch(moto_ecs, job)
+    fargate, events = simulate(moto_ecs, emulator, token="bkjat_expired-or-someone-elses")
+    run_until_stopped(fargate)
+    assert job_view(emulator, job)["state"] == "scheduled"
+    assert fargate.agent.tokens_refused == 1
+    stopped = parse_task_state_change(events[-1])
+    assert stopped.stopped_task("agent").agent_exit_code == 1
 
 
 def test_an_image_that_cannot_be_pulled_never_reaches_the_agent(

@@ -99,3 +99,10 @@ def test_given_a_call_iam_denied_then_the_soak_fails() -> None:
     report = WorldReport(jobs=[], violations=[], metrics={}, counts={"iam_denied": 2})
     assert figures(report).access_denied == 2
     assert not figures(report).ok
+
+
+def test_given_a_task_whose_token_was_refused_then_the_soak_fails() -> None:
+    counts = {"tasks_without_a_valid_token": 1}
+    report = WorldReport(jobs=[], violations=[], metrics={}, counts=counts)
+    assert figures(report).tasks_without_a_valid_token == 1
+    assert not figures(report).ok
