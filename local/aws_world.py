@@ -591,7 +591,10 @@ def _enforce_iam(record: Any) -> None:
     as AWS keeps them, each request's resource and condition keys derived from it, the
     actions RunTask implies checked too, and a denial answered as the JSON services answer
     it. moto's signature check stays. Each decision goes to ``record``."""
-    from moto.core.exceptions import JsonRESTError  # noqa: PLC0415 - moto process only
+    from moto.core.exceptions import (  # noqa: PLC0415 - moto process only
+        AccessDeniedError,
+        JsonRESTError,
+    )
     from moto.iam.access_control import IAMRequestBase  # noqa: PLC0415
     from moto.iam.models import Role  # noqa: PLC0415
 
@@ -649,8 +652,6 @@ def _enforce_iam(record: Any) -> None:
                 # The JSON services' AccessDeniedException, not moto's XML 403
                 # (docs/reference/aws.md §H.43).
                 raise JsonRESTError("AccessDeniedException", message)
-            from moto.core.exceptions import AccessDeniedError  # noqa: PLC0415
-
             raise AccessDeniedError(user_arn=key.arn, action=call.action)
 
     IAMRequestBase.check_action_permitted = check_action_permitted  # type: ignore[method-assign]

@@ -125,19 +125,16 @@ class BuildkiteStacks:
         endpoint itself (a 4xx other than 401 and 429: the organization or agent cannot use
         JATs; the statuses are UNCONFIRMED, docs/reference/stacks-api.md §3.9) is
         ``JatUnavailableError``, never a fallback to the cluster token (Buildkite's advice)."""
-        try:
-            with _translated("stack"):
+        with _translated("stack"):
+            try:
                 answer = self._client.issue_job_acquisition_tokens(
                     stack_key=stack_key,
                     job_uuids=job_uuids,
                     token_lifetime_seconds=lifetime_seconds,
                     retry=BRIEF,
                 )
-        except (ConfigurationError, StackNotRegisteredError) as exc:
-            cause = exc.__cause__
-            if isinstance(cause, StacksValidationError | StacksNotFoundError):
-                raise JatUnavailableError(f"HTTP {cause.status}") from exc
-            raise
+            except (StacksValidationError, StacksNotFoundError) as exc:
+                raise JatUnavailableError(f"HTTP {exc.status}") from exc
         tokens = {t.job_uuid: t.token for t in answer.job_acquisition_tokens}
         return tokens, list(answer.not_issued)
 

@@ -110,7 +110,7 @@ class LauncherSettings(CommonSettings):
     idempotency_table: str = Field(min_length=1)
     # How tasks get their agent token (template AgentTokenMode; usecases/job_tokens.py).
     agent_token_mode: AgentTokenMode = AgentTokenMode.JOB_ACQUISITION_TOKEN
-    # JAT mode: the reservation is extended to this before tokens are issued (the poller's
+    # JAT mode: a reservation too short for a token is extended to this first (the poller's
     # ReservationExpirySeconds), and a token lives at most jat_lifetime_seconds (a Fargate
     # start and an image pull, well within it).
     reservation_expiry_seconds: int = Field(default=900, ge=60, le=3600)

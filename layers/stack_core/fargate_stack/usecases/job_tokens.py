@@ -32,6 +32,7 @@ from typing import Protocol
 
 from pydantic import SecretStr
 
+from fargate_stack.domain.launch import LaunchRejection
 from fargate_stack.errors import PermanentError, StackError, TransientError
 from fargate_stack.observability import Metric, count_by, logger
 
@@ -49,7 +50,7 @@ class JatUnavailableError(PermanentError):
             f"({cause}); this organization or agent cannot use them yet: deploy with "
             "AgentTokenMode=agent-token until it can "
             "(docs/security.md#job-credentials-agenttokenmode)",
-            reason="jat_unavailable",
+            reason=LaunchRejection.JAT_UNAVAILABLE,
         )
 
 
