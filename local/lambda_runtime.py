@@ -8,8 +8,8 @@
   maxReceiveCount receives, as SQS does.
 - ``EventBridgeBridge``: events go through a real (moto) EventBridge rule with the
   template's own event pattern to an SQS target, so only what the deployed rule would match
-  reaches the failure handler. moto's envelope lacks ``account``
-  (docs/reference/tooling.md §3); it is restored here.
+  reaches the failure handler, shaped by the rule's own input transformer. moto's envelope
+  lacks ``account`` (docs/reference/tooling.md §3); it is restored here.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ import botocore.session
 from botocore.credentials import CredentialProvider, CredentialResolver, Credentials
 from botocore.credentials import ReadOnlyCredentials as Keys
 from botocore.exceptions import ClientError
+
+from local import input_transformer
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYER = ROOT / "layers" / "stack_core"
@@ -361,6 +363,14 @@ class EventBridgeBridge:
         self._url = queue["QueueUrl"]
         arn = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])
         targets = self._events.list_targets_by_rule(Rule=rule_name)["Targets"]
+        # The template's input transformer, as CloudFormation gave it to the rule's target;
+        # applied here at delivery, as moto's own gets JSON values wrong
+        # (local/input_transformer.py).
+        self._transformer: dict[str, Any] | None = next(
+            (t["InputTransformer"] for t in targets if "InputTransformer" in t), None
+        )
+        # Every payload the function received, for the secret-leak tests.
+        self.received: list[str] = []
         if targets:
             self._events.remove_targets(Rule=rule_name, Ids=[t["Id"] for t in targets])
         self._events.put_targets(
@@ -437,6 +447,9 @@ class EventBridgeBridge:
             for message in messages:
                 envelope = json.loads(message["Body"])
                 envelope.setdefault("account", ACCOUNT)
+                if self._transformer is not None:
+                    envelope = input_transformer.apply(self._transformer, envelope)
+                self.received.append(json.dumps(envelope))
                 self.delivered += 1
                 self._invoke(envelope, 1, results)
                 self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])

@@ -258,6 +258,8 @@ class Plumbing:
             ],
             "launch messages": [b for s in self.launches for b in s.bodies],
             "ecs events": list(self.bridge.sent),
+            # what the rule's input transformer delivered to the failure handler
+            "failure handler events": list(self.bridge.received),
             "task overrides": [json.dumps(t.overrides) for t in self.fargate.tasks.values()],
             "errors": [*errors, *(reason for _, reason in self.bridge.dead_letters)],
         }

@@ -199,7 +199,14 @@ def test_each_task_got_its_own_jobs_token_and_no_other_store_holds_one(
     # echoes it in DescribeTasks and its task events: docs/security.md#who-can-see-which-token)
     overrides = "\n".join(result.evidence["task overrides"])
     assert sum(jat in overrides for jat in result.jats) >= len(launched)
+    # ECS echoes them in its raw events; the stack's rule strips them before delivery
+    raw = "\n".join(result.evidence["ecs events"])
+    assert any(jat in raw for jat in result.jats)
     channels = {
+        "what the rule delivered to the failure handler": result.evidence["failure handler events"],
+        "SQS messages (launch, dead-letter and event-retry queues)": result.evidence[
+            "sqs messages"
+        ],
         "logs and EMF metrics": (out / "lambda.log").read_text().splitlines(),
         "launch messages": result.evidence["launch messages"],
         "html report": [write(result, out / "report.html").read_text()],

@@ -4,6 +4,7 @@ validate, and a dashboard body that is valid JSON once substituted."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -269,6 +270,33 @@ def test_the_launcher_cannot_list_or_describe_tasks(cfn_template: Template) -> N
     """A redelivery relies on RunTask's client token, not on a scan of the stack's tasks."""
     for s in statements(cfn_template, "LauncherFunctionRole"):
         assert not {"ecs:ListTasks", "ecs:DescribeTasks"} & set(as_list(s["Action"])), s
+
+
+@pytest.mark.parametrize("mode", ["job-acquisition-token", "agent-token"])
+@pytest.mark.parametrize("given", PARAMETER_SETS.values(), ids=PARAMETER_SETS.keys())
+def test_no_role_the_stack_passes_to_a_task_can_describe_tasks(
+    cfn_template: Template, given: dict[str, str], mode: str
+) -> None:
+    """DescribeTasks echoes RunTask's overrides, so the jobs' acquisition tokens
+    (docs/reference/aws.md §H.44): no task of the queue may read another's."""
+    params = parameter_values(cfn_template, **SAMPLE_PARAMETERS, **given, AgentTokenMode=mode)
+    passed = {
+        arn["Fn::GetAtt"][0]
+        for s in statements(cfn_template, "LauncherFunctionRole", params)
+        if "iam:PassRole" in as_list(s["Action"])
+        for arn in as_list(s["Resource"])
+        if isinstance(arn, dict) and "Fn::GetAtt" in arn
+    }
+    assert {"AgentTaskRole", "AgentExecutionRole"} <= passed
+    for role in passed:
+        for where, s in granted_statements(cfn_template, role, params):
+            actions = as_list(s.get("Action", []))
+            # IAM action names are case-insensitive
+            assert not any(fnmatch.fnmatchcase("ecs:describetasks", a.lower()) for a in actions), (
+                role,
+                where,
+            )
+            assert "NotAction" not in s, (role, where)
 
 
 def test_the_launcher_timeout_is_the_one_its_crash_logic_assumes(cfn_template: Template) -> None:

@@ -36,6 +36,8 @@ STOPPED_CASES = [
     ("task-stopped-not-acquirable.json", StopReason.JOB_NOT_ACQUIRABLE),
     ("task-stopped-user.json", StopReason.USER_INITIATED),
     ("task-stopped-job-ran.json", StopReason.AGENT_EXITED),
+    # what the rule's input transformer makes of the image-pull capture
+    ("task-stopped-delivered.json", StopReason.IMAGE_PULL),
 ]
 
 
@@ -47,7 +49,6 @@ def test_task_stopped_samples(name: str, reason: StopReason) -> None:
         stack_key="fargate",
         started_by_value=event.detail.started_by,
         group=event.detail.group,
-        environment=event.detail.environment_of("agent"),
     )
     assert job is not None
     assert triage(event.stopped_task("agent")).reason is reason

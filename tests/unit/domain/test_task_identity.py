@@ -1,11 +1,10 @@
-"""A task names its stack in startedBy and its job in group (or the acquire-job env)."""
+"""A task names its stack in startedBy and its job in group (never read from overrides)."""
 
 from __future__ import annotations
 
 import pytest
 
 from fargate_stack.domain.task_identity import (
-    ACQUIRE_JOB_ENV,
     job_uuid_of_task,
     started_by,
     task_group,
@@ -19,7 +18,6 @@ def test_round_trip_through_started_by_and_group() -> None:
         stack_key="fargate-prod",
         started_by_value=started_by("fargate-prod"),
         group=task_group(JOB),
-        environment={},
     )
     assert found == JOB
 
@@ -29,26 +27,24 @@ def test_another_stacks_task_is_not_ours_even_with_a_job_named() -> None:
         stack_key="fargate",
         started_by_value="fargate-prod",
         group=task_group(JOB),
-        environment={ACQUIRE_JOB_ENV: JOB},
     )
     assert found is None
 
 
-def test_env_fallback_when_group_is_the_default_family_group() -> None:
-    found = job_uuid_of_task(
-        stack_key="s",
-        started_by_value="s",
-        group="family:bk-agent",
-        environment={ACQUIRE_JOB_ENV: JOB.upper()},
-    )
+def test_a_task_in_the_default_family_group_names_no_job() -> None:
+    # (started by hand: its acquire-job override is not delivered to the failure handler)
+    found = job_uuid_of_task(stack_key="s", started_by_value="s", group="family:bk-agent")
+    assert found is None
+
+
+def test_the_group_uuid_is_normalised() -> None:
+    found = job_uuid_of_task(stack_key="s", started_by_value="s", group=task_group(JOB.upper()))
     assert found == JOB
 
 
 @pytest.mark.parametrize("bad", ["", "not-a-uuid", "../../etc", "buildkite-job:"])
 def test_garbage_is_no_job(bad: str) -> None:
-    found = job_uuid_of_task(
-        stack_key="s", started_by_value="s", group=bad, environment={ACQUIRE_JOB_ENV: bad}
-    )
+    found = job_uuid_of_task(stack_key="s", started_by_value="s", group=bad)
     assert found is None
 
 

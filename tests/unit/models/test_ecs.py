@@ -47,18 +47,33 @@ def test_versions_order_duplicate_and_late_events() -> None:
     assert early.detail.version < late.detail.version
 
 
-def test_override_environment_is_read_per_container() -> None:
+def test_overrides_are_never_read_into_the_model() -> None:
+    # a raw event (the rule's dead letters) still parses, its token left behind
     data = load("ecs-stopped-essential-exit-nonzero.json")
     detail = data["detail"]
     assert isinstance(detail, dict)
+    secret = "bkjat_never_in_the_model"
     detail["overrides"] = {
         "containerOverrides": [
-            {"name": "agent", "environment": [{"name": "A", "value": "1"}]},
-            {"name": "sidecar", "environment": [{"name": "A", "value": "2"}]},
+            {"name": "agent", "environment": [{"name": "BUILDKITE_AGENT_TOKEN", "value": secret}]}
         ]
     }
     event = TaskStateChangeEvent.model_validate(data)
-    assert event.detail.environment_of("agent") == {"A": "1"}
+    assert secret not in event.model_dump_json()
+
+
+def test_blank_fields_from_the_input_transformer_read_as_absent() -> None:
+    data = load("ecs-stopped-essential-exit-nonzero.json")
+    detail = data["detail"]
+    assert isinstance(detail, dict)
+    detail.update({"stopCode": "", "stoppedReason": "", "group": "", "containers": ""})
+    data["resources"] = ""
+    event = TaskStateChangeEvent.model_validate(data)
+    assert event.detail.stop_code is None
+    assert event.detail.stopped_reason is None
+    assert event.detail.group is None
+    assert event.detail.containers == []
+    assert event.resources == []
 
 
 @pytest.mark.parametrize(

@@ -6,15 +6,16 @@ must travel in fields the event does carry:
 - ``startedBy`` = the stack key, exactly. ListTasks filters on it by exact match (so the
   poller can count this stack's tasks in flight) and the EventBridge rule matches it, so
   the failure handler only sees this stack's tasks.
-- ``group`` = ``buildkite-job:<job uuid>``; the agent's ``BUILDKITE_AGENT_ACQUIRE_JOB``
-  override is the fallback (a task started by hand with the stack's task definition).
+- ``group`` = ``buildkite-job:<job uuid>``. The agent's ``BUILDKITE_AGENT_ACQUIRE_JOB``
+  override names the job too, but the failure handler never sees overrides (they hold the
+  job's acquisition token, and the rule's input transformer drops them): a task started by
+  hand without the group is not the stack's to report.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
 
 ACQUIRE_JOB_ENV = "BUILDKITE_AGENT_ACQUIRE_JOB"
 GROUP_PREFIX = "buildkite-job:"
@@ -53,7 +54,6 @@ def job_uuid_of_task(
     stack_key: str,
     started_by_value: str | None,
     group: str | None,
-    environment: Mapping[str, str],
 ) -> str | None:
     """The job this stack's task ran, or None when the task is not ours or names no job.
 
@@ -63,7 +63,5 @@ def job_uuid_of_task(
     if started_by_value != stack_key:
         return None
     if group and group.startswith(GROUP_PREFIX):
-        found = _as_uuid(group[len(GROUP_PREFIX) :])
-        if found:
-            return found
-    return _as_uuid(environment.get(ACQUIRE_JOB_ENV))
+        return _as_uuid(group[len(GROUP_PREFIX) :])
+    return None

@@ -3,7 +3,8 @@
 Powertools ships no ECS model (docs/reference/tooling.md §4), so this extends its
 EventBridgeModel. AWS says consumers must be "prepared to handle unknown properties"
 (docs/reference/aws.md §B.7): every model ignores unknown fields, and only the fields the failure
-handler decides on are required.
+handler decides on are required. What the handler gets is the rule's input transformer's
+output (template.yaml): the envelope and the task's fields below, without its overrides.
 """
 
 from __future__ import annotations
@@ -11,30 +12,17 @@ from __future__ import annotations
 from typing import Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fargate_stack.domain.triage import StoppedTask
 
 _LENIENT = ConfigDict(extra="ignore", populate_by_name=True)
 
 
-class KeyValue(BaseModel):
-    model_config = _LENIENT
-    name: str
-    value: str = ""
-
-
-class ContainerOverride(BaseModel):
-    model_config = _LENIENT
-    name: str | None = None
-    environment: list[KeyValue] = Field(default_factory=list)
-
-
-class TaskOverrides(BaseModel):
-    model_config = _LENIENT
-    container_overrides: list[ContainerOverride] = Field(
-        default_factory=list, alias="containerOverrides"
-    )
+def _drop_blank(data: object) -> object:
+    if isinstance(data, dict):
+        return {key: value for key, value in data.items() if value != ""}
+    return data
 
 
 class Container(BaseModel):
@@ -58,14 +46,16 @@ class TaskStateChangeDetail(BaseModel):
     # Increments on every state change; duplicates share it (docs/reference/aws.md §B.7).
     version: int = 0
     containers: list[Container] = Field(default_factory=list)
-    overrides: TaskOverrides = Field(default_factory=TaskOverrides)
+    # No `overrides`: they hold the job's acquisition token, and the rule's input transformer
+    # drops them (template.yaml); a raw event (the rule's dead letters) still parses, as
+    # unknown fields are ignored, and the token is never read into the model.
 
-    def environment_of(self, container_name: str) -> dict[str, str]:
-        env: dict[str, str] = {}
-        for override in self.overrides.container_overrides:
-            if override.name == container_name:
-                env.update({item.name: item.value for item in override.environment})
-        return env
+    # The input transformer writes "" for a field the event lacks
+    # (docs/reference/aws.md §H.45): read as absent, so the defaults apply.
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_absent(cls, data: object) -> object:
+        return _drop_blank(data)
 
     def container(self, name: str) -> Container | None:
         return next((c for c in self.containers if c.name == name), None)
@@ -76,6 +66,13 @@ class TaskStateChangeEvent(EventBridgeModel):
     source: Literal["aws.ecs"]
     detail_type: Literal["ECS Task State Change"] = Field(alias="detail-type")
     detail: TaskStateChangeDetail
+    # Required by EventBridgeModel; optional here so a transformed event without it parses.
+    resources: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_absent(cls, data: object) -> object:
+        return _drop_blank(data)
 
     @property
     def task_arn(self) -> str:

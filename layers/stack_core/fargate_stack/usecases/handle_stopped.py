@@ -62,7 +62,6 @@ class HandleStopped:
             stack_key=self._stack_key,
             started_by_value=detail.started_by,
             group=detail.group,
-            environment=detail.environment_of(self._agent_container),
         )
         if job_uuid is None:
             return self._ignore(None, Ignored.NOT_OURS, task_arn=event.task_arn)
