@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from fargate_stack.domain.task_identity import job_uuid_of_task
 from fargate_stack.domain.triage import StopReason, triage
 from fargate_stack.errors import JobGoneError, PermanentError
-from fargate_stack.models.ecs import TaskStateChangeEvent
 from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.observability import Metric, count_by, logger
 from fargate_stack.ports import StacksApi
+
+if TYPE_CHECKING:
+    # Annotations only: the event model pulls in Powertools' parser models (~50 ms of
+    # import), which the poller and launcher, sharing the composition root, never use.
+    from fargate_stack.models.ecs import TaskStateChangeEvent
 
 AGENT_EXIT_RAN_JOB = 0
 ESSENTIAL_CONTAINER_EXITED = "EssentialContainerExited"  # botocore ecs TaskStopCode
