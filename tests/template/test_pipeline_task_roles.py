@@ -26,7 +26,8 @@ DEPLOY = "6a3c6f0e-2b1a-4c0e-9d7e-1f2a3b4c5d6e"
 WEB_ROLE = f"arn:aws:iam::{ACCOUNT}:role/buildkite-pipeline/web"
 DEPLOY_ROLE = f"arn:aws:iam::{ACCOUNT}:role/deployer"
 DEFAULTS = {f"arn:aws:iam::{ACCOUNT}:role/{r}" for r in ("AgentTaskRole", "AgentExecutionRole")}
-# The role's aggregate inline policy size, whitespace not counted (IAM quotas, §H.45).
+# The role's aggregate inline policy size, whitespace not counted (IAM quotas,
+# docs/reference/aws.md §H.45).
 ROLE_INLINE_POLICIES_MAX = 10_240
 
 
