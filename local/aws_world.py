@@ -38,7 +38,10 @@ patched here and named (docs/reference/tooling.md §3):
   groups without their logical id: the patches fix the first three, ``update`` below applies
   the redrive and passes every value;
 - moto's RunTask starts tasks from an INACTIVE (deregistered) revision, which ECS refuses: the
-  local one refuses it with a ``ClientException``.
+  local one refuses it with a ``ClientException``;
+- moto's RunTask takes any ``overrides.taskRoleArn``: the local one answers ECS's "unable to
+  assume the role" ``ClientException`` for a role that does not exist or whose trust policy
+  does not let ``ecs-tasks.amazonaws.com`` assume it (docs/reference/aws.md §H.46).
 
 Each function's environment is the template's own ``Environment`` for that function with
 every ``Ref``/``GetAtt`` resolved against the created stack.
@@ -219,6 +222,49 @@ def _refuse_inactive_task_definitions() -> None:
             inactive = False  # moto's own answer (after its cluster check) stays as it was
         if inactive:
             raise EcsClientException("TaskDefinition is inactive")
+        return original(self, *args, **kwargs)
+
+    EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign]
+
+
+# ECS's text for a task role it cannot assume (docs/reference/aws.md §H.46).
+ROLE_NOT_ASSUMABLE = (
+    "ECS was unable to assume the role '{arn}' that was provided for this task. Please verify "
+    "that the role being passed has the proper trust relationship and permissions and that "
+    "your IAM user has permissions to pass this role."
+)
+
+
+def _refuse_task_roles_ecs_cannot_assume() -> None:
+    """A RunTask's task role override must exist and trust ECS tasks of this account, as
+    the trust policy is evaluated for ``ecs-tasks.amazonaws.com`` (local.iam). The error
+    code ECS answers with is UNCONFIRMED; ClientException is the likelier."""
+    from moto.ecs.exceptions import EcsClientException  # noqa: PLC0415 - local world only
+    from moto.ecs.models import EC2ContainerServiceBackend  # noqa: PLC0415
+    from moto.iam.models import iam_backends  # noqa: PLC0415
+
+    from local.iam import Call, document_of, evaluate  # noqa: PLC0415
+
+    original = EC2ContainerServiceBackend.run_task
+
+    def assumable(account: str, region: str, arn: str) -> bool:
+        backend = iam_backends[account]["aws"]
+        found = [r for r in backend.roles.values() if r.arn == arn]
+        if not found:
+            return False
+        trust = {"trust": document_of(found[0].assume_role_policy_document)}
+        context = {
+            "aws:SourceAccount": (account,),
+            "aws:SourceArn": (f"arn:aws:ecs:{region}:{account}:task/new",),
+        }
+        call = Call("sts:AssumeRole", arn, context)
+        return evaluate(trust, call, {"Service": "ecs-tasks.amazonaws.com"}).allowed
+
+    def run_task(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
+        overrides = kwargs.get("overrides") or (args[3] if len(args) > 3 else None) or {}
+        role = overrides.get("taskRoleArn")
+        if role and not assumable(self.account_id, self.region_name, str(role)):
+            raise EcsClientException(ROLE_NOT_ASSUMABLE.format(arn=role))
         return original(self, *args, **kwargs)
 
     EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign]
@@ -669,6 +715,7 @@ def serve_moto() -> None:
     _fix_moto_lambda_update()
     _fix_moto_task_definition_update()
     _refuse_inactive_task_definitions()
+    _refuse_task_roles_ecs_cannot_assume()
     model_cloudformation_no_value_in_lists()
     _throttle_run_task(os.environ.get(RUNTASK_RATE_ENV, RUNTASK_RATE_DEFAULT))
     faults = json.loads(os.environ.get(AWS_FAULTS_ENV) or "{}")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from local.outcome import WorldReport
 from local.report import write
-from local.world import OUT, World, WorldOptions
+from local.world import OUT, PipelineRole, World, WorldOptions
 
 
 def parse_args(argv: Sequence[str] | None) -> WorldOptions:
@@ -32,6 +33,18 @@ def parse_args(argv: Sequence[str] | None) -> WorldOptions:
         help="simulated Fargate start time, seconds (default 0.6)",
     )
     parser.add_argument("--out", type=Path, default=OUT, help=f"output folder ({OUT})")
+    parser.add_argument(
+        "--pipeline-role",
+        choices=[
+            PipelineRole.PASSABLE,
+            PipelineRole.NOT_ASSUMABLE,
+            PipelineRole.NOT_PASSABLE,
+            PipelineRole.OFF,
+        ],
+        default=PipelineRole.PASSABLE,
+        help="the demo pipeline's own task role (PipelineTaskRoles): passable (default), a "
+        "role ECS cannot assume, one the launcher may not pass, or off",
+    )
     args = parser.parse_args(argv)
     if args.jobs < 0 or args.poll_interval < 1:
         parser.error("--jobs must be >= 0 and --poll-interval >= 1")
@@ -43,6 +56,7 @@ def parse_args(argv: Sequence[str] | None) -> WorldOptions:
         provisioning_seconds=args.start_latency / 2,
         pending_seconds=args.start_latency / 2,
         out_dir=args.out,
+        pipeline_role=args.pipeline_role,
     )
 
 
@@ -66,6 +80,10 @@ def print_report(report: WorldReport, out: TextIO) -> None:
             file=out,
         )
     print("", file=out)
+    roles = Counter(job.task_role.rsplit(":", 1)[-1] for job in report.jobs if job.task_role)
+    if roles:
+        print("Task roles the jobs' code ran as (PipelineTaskRoles): " + _counts(roles), file=out)
+        print("", file=out)
     print("Dashboard metrics (what the handlers emitted over the run):", file=out)
     for name, value in sorted(report.metrics.items()):
         if value:

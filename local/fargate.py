@@ -71,6 +71,9 @@ class SimTask:
     # The agent container's environment: the task definition's secrets (read with its
     # execution role) under the RunTask override, as ECS composes it.
     environment: dict[str, str] = field(default_factory=dict, repr=False)
+    # The role the job's code runs as: the override's (PipelineTaskRoles), else the
+    # definition's task role.
+    task_role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -267,6 +270,7 @@ class SimulatedFargate:
         self._account = account
         self._region = region
         self.tasks: dict[str, SimTask] = {}
+        self._definition_roles: dict[str, str | None] = {}
         self._results: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -310,10 +314,18 @@ class SimulatedFargate:
             run_task_at=raw.get("createdAt") or _now(),
             job_uuid=job_uuid,
             failure=self._failure_of(job_uuid) if job_uuid else Failure.NONE,
+            task_role=overrides.get("taskRoleArn")
+            or self._definition_role(raw["taskDefinitionArn"]),
         )
         task.timeline["provisioning"] = task.created_at
         self.tasks[task.arn] = task
         self._publish(task)
+
+    def _definition_role(self, arn: str) -> str | None:
+        if arn not in self._definition_roles:
+            found = self._ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+            self._definition_roles[arn] = found.get("taskRoleArn")
+        return self._definition_roles[arn]
 
     def _advance(self, task: SimTask) -> None:
         age = (_now() - task.created_at).total_seconds()

@@ -30,6 +30,8 @@ class JobOutcome:
     history: list[dict[str, Any]]
     scheduled_at: str | None = None
     run_task_at: str | None = None
+    # The IAM role the job's code ran as (its task's override, or the definition's).
+    task_role: str | None = None
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Launch:
     job_uuid: str
     task_arn: str
     run_task_at: datetime
+    task_role: str | None = None
 
 
 def judge(
@@ -85,15 +88,19 @@ def judge(
     for one job (double launch), FailJob on a job an agent took."""
     tasks_by_job: dict[str, list[str]] = {}
     first_task_at: dict[str, datetime] = {}
+    roles: dict[str, str | None] = {}
     for launch in launches:
         tasks_by_job.setdefault(launch.job_uuid, []).append(launch.task_arn)
         first_task_at[launch.job_uuid] = launch.run_task_at
+        roles[launch.job_uuid] = launch.task_role
     outcomes: list[JobOutcome] = []
     violations: list[str] = []
     for job_id, label in labels.items():
         view = views[job_id]
         task_arns = tasks_by_job.get(job_id, [])
-        outcomes.append(_outcome(job_id, label, view, task_arns, first_task_at.get(job_id)))
+        outcome = _outcome(job_id, label, view, task_arns, first_task_at.get(job_id))
+        outcome.task_role = roles.get(job_id)
+        outcomes.append(outcome)
         violations += _broken(job_id, label, view, task_arns)
     return WorldReport(jobs=outcomes, violations=violations, metrics={})
 

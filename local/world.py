@@ -57,6 +57,26 @@ _TICK = {"detail-type": "Scheduled Event", "source": "aws.scheduler", "detail": 
 _HTTP_TIMEOUT = 10.0
 TERMINAL = frozenset({"finished", "canceled", "expired", "skipped", "broken", "timed_out"})
 STATE_CHECK_SECONDS = 0.5
+# The demo pipeline the local world gives its own task role (PipelineTaskRoles): a fixed
+# uuid, as Buildkite's pipeline uuids are, and a role under a path of the operator's choice.
+DEPLOY_PIPELINE = {"slug": "deploy-app", "uuid": "5b0f6c1e-8d2a-4f3b-9c7e-2a1d4e6f8b90"}
+DEPLOY_ROLE_PATH, DEPLOY_ROLE_NAME = "/buildkite-pipeline/", "deploy-app"
+DEPLOY_LABEL = "deploys as its pipeline role"
+
+
+class PipelineRole:
+    """How the local world maps the demo pipeline (WorldOptions.pipeline_role)."""
+
+    OFF = "off"
+    # Mapped in the template; the role trusts ECS tasks: the job runs as it.
+    PASSABLE = "passable"
+    # Mapped in the template; the role trusts only Lambda: ECS cannot assume it.
+    NOT_ASSUMABLE = "not-assumable"
+    # Mapped in the launcher's environment only, not the template's parameter, so the
+    # launcher's role may not pass it (a hand-edited function, a stale deploy).
+    NOT_PASSABLE = "not-passable"
+
+
 # EventsDeadLetterQueue's wait between the failure handler's tries of an event it failed on
 # (its visibility timeout, 360 s deployed), shortened.
 EVENT_RETRY_SECONDS = 5
@@ -111,6 +131,8 @@ class WorldOptions:
     # (role, action) pairs taken out of the stack's roles before the run (the IAM tests:
     # the world must then fail with AccessDenied where AWS would).
     iam_without: tuple[tuple[str, str], ...] = ()
+    # The demo pipeline's own task role (PipelineRole).
+    pipeline_role: str = PipelineRole.PASSABLE
     token: str = "bkct_local_0123456789abcdef"  # noqa: S105 - the emulator's own token
     out_dir: Path = OUT
 
@@ -126,6 +148,7 @@ def workload(opts: WorldOptions) -> list[tuple[str, dict[str, Any]]]:
         rules: list[str] | None = None,
         failure: Failure = Failure.NONE,
         slug: str = "demo-app",
+        pipeline: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         env = {"BUILDKITE_PIPELINE_SLUG": slug, "BUILDKITE_BUILD_NUMBER": "1"}
         if failure:
@@ -136,7 +159,7 @@ def workload(opts: WorldOptions) -> list[tuple[str, dict[str, Any]]]:
             "command": command,
             "agent_query_rules": rules or [f"queue={q}", "os=linux"],
             "env": env,
-            "pipeline": {"slug": slug},
+            "pipeline": dict(pipeline or {"slug": slug}),
             "build": {"number": 1, "branch": "main"},
         }
 
@@ -154,6 +177,10 @@ def workload(opts: WorldOptions) -> list[tuple[str, dict[str, Any]]]:
         ("image cannot be pulled", job("true", failure=Failure.IMAGE_PULL)),
         ("runs out of memory", job("true", failure=Failure.OUT_OF_MEMORY)),
         ("canceled while queued", job("true")),
+        (
+            DEPLOY_LABEL,
+            job("echo deploying", slug=DEPLOY_PIPELINE["slug"], pipeline=DEPLOY_PIPELINE),
+        ),
     ]
     return named
 
@@ -309,6 +336,8 @@ class World:
         self._aws: AwsWorld | None = None
         self._stack_calls: CallTimer | None = None
         self._identities: Identities | None = None
+        # PipelineTaskRoles as the local world maps its demo pipeline ("" until made).
+        self._pipeline_roles = ""
 
     # ------------------------------------------------------------------ setup
     def control(self, emu: Emulator, method: str, path: str, body: object = None) -> Any:
@@ -338,7 +367,39 @@ class World:
             "MaxInFlight": str(o.max_in_flight),
             "LauncherMaxConcurrency": str(o.launcher_concurrency),
             "AgentTokenMode": o.agent_token_mode,
+            **({"PipelineTaskRoles": self._pipeline_roles} if self._template_maps_role() else {}),
         }
+
+    def _template_maps_role(self) -> bool:
+        return self.opts.pipeline_role in {PipelineRole.PASSABLE, PipelineRole.NOT_ASSUMABLE}
+
+    def create_pipeline_role(self) -> None:
+        """The demo pipeline's task role, made in moto before the stack (an operator's
+        role, not the stack's): trusted by ECS tasks of this account, or, to show a role
+        ECS cannot assume, by Lambda only."""
+        if self.opts.pipeline_role == PipelineRole.OFF:
+            return
+        service = (
+            "lambda.amazonaws.com"
+            if self.opts.pipeline_role == PipelineRole.NOT_ASSUMABLE
+            else "ecs-tasks.amazonaws.com"
+        )
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        arn = PLUMBING.client("iam").create_role(
+            RoleName=DEPLOY_ROLE_NAME,
+            Path=DEPLOY_ROLE_PATH,
+            AssumeRolePolicyDocument=json.dumps(trust),
+        )["Role"]["Arn"]
+        self._pipeline_roles = f"{DEPLOY_PIPELINE['uuid']}={arn}"
 
     # ------------------------------------------------------------------ run
     def run(self) -> WorldReport:
@@ -362,6 +423,7 @@ class World:
         ):
             self.say(f"emulator:  {emu.base_url}")
             self.say(f"moto:      {endpoint}")
+            self.create_pipeline_role()
             aws = provision(endpoint, self.parameters(emu), o.token)
             self.say(f"stack:     {len(aws.physical_ids)} resources from template.yaml")
             self._identities = identities = enable_iam(aws, o.iam_without)
@@ -399,6 +461,11 @@ class World:
         launcher_env = {
             **(chaos.launcher_env() if chaos else {}),
             **ids.env_of("LauncherFunctionRole"),
+            **(
+                {"PIPELINE_TASK_ROLES": self._pipeline_roles}
+                if o.pipeline_role == PipelineRole.NOT_PASSABLE
+                else {}
+            ),
         }
         log = o.out_dir / "lambda.log"
 
@@ -748,7 +815,12 @@ class World:
     def _report(self, emu: Emulator, fargate: SimulatedFargate) -> WorldReport:
         views = {job_id: self.control(emu, "GET", f"jobs/{job_id}") for job_id in self.labels}
         launches = [
-            Launch(job_uuid=task.job_uuid, task_arn=task.arn, run_task_at=task.run_task_at)
+            Launch(
+                job_uuid=task.job_uuid,
+                task_arn=task.arn,
+                run_task_at=task.run_task_at,
+                task_role=task.task_role,
+            )
             for task in fargate.tasks.values()
             if task.job_uuid
         ]

@@ -2,6 +2,7 @@
 
 The template is the single source of defaults; the operator table is derived from it so the
 two cannot disagree. `--check` exits 1 when the committed file is stale (a test runs it).
+Sections after the table (from its first `## ` heading on) are written by hand and kept.
 """
 
 from __future__ import annotations
@@ -50,7 +51,14 @@ def render() -> str:
         description = " ".join(str(spec.get("Description", "")).split()).replace("|", "\\|")
         allowed = _allowed(spec).replace("|", "\\|")
         rows.append(f"| `{name}` | {shown} | {allowed} | {description} |")
-    return HEADER + "\n".join(rows) + "\n"
+    return HEADER + "\n".join(rows) + "\n" + _guides()
+
+
+def _guides() -> str:
+    """The hand-written sections of the current file, from its first `## ` heading on."""
+    text = OUTPUT.read_text() if OUTPUT.exists() else ""
+    start = text.find("\n## ")
+    return "" if start < 0 else text[start:]
 
 
 def main() -> int:

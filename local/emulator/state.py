@@ -265,11 +265,7 @@ class State:
             agent_query_rules=list(rules) if rules is not None else [f"queue={queue_key}"],
             env={},
             command=_opt(spec, "command", str, where) or "echo hello",
-            pipeline={
-                "slug": "local-pipeline",
-                "uuid": str(uuid.uuid4()),
-                **(_opt(spec, "pipeline", dict, where) or {}),
-            },
+            pipeline=_pipeline(_opt(spec, "pipeline", dict, where) or {}),
             build={
                 "number": 1,
                 "branch": "main",
@@ -829,3 +825,12 @@ def _validate_metadata(metadata: object) -> dict[str, str]:
                 f"metadata value for {name!r} exceeds {METADATA_VALUE_MAX_CHARS} characters"
             )
     return dict(metadata)
+
+
+def _pipeline(given: dict[str, Any]) -> dict[str, Any]:
+    """A pipeline's uuid is the pipeline's, not the job's: every job of one slug gets the
+    same one (derived from the slug) unless the spec names it, as Buildkite's listing gives
+    the pipeline's uuid on each job (docs/reference/stacks-api.md §3.3)."""
+    pipeline = {"slug": "local-pipeline", **given}
+    pipeline.setdefault("uuid", str(uuid.uuid5(uuid.NAMESPACE_URL, f"pipeline:{pipeline['slug']}")))
+    return pipeline

@@ -15,15 +15,21 @@ from pathlib import Path
 import pytest
 
 from local.outcome import WorldReport
-from local.world import World, WorldOptions
+from local.world import PipelineRole, World, WorldOptions
 
 pytestmark = pytest.mark.slow
 
 
 def run_without(
-    role: str, action: str, out: Path, timeout: float, mode: str = "job-acquisition-token"
+    role: str,
+    action: str,
+    out: Path,
+    timeout: float,
+    mode: str = "job-acquisition-token",
+    pipeline_role: str = PipelineRole.PASSABLE,
 ) -> WorldReport:
-    """A small world with ``action`` taken from ``role`` (an empty role takes nothing)."""
+    """A small world with ``action`` taken from ``role`` (an empty role takes nothing), and
+    the demo pipeline's own task role as ``pipeline_role`` says (local.world.PipelineRole)."""
     opts = WorldOptions(
         agent_token_mode=mode,
         jobs=1,
@@ -33,6 +39,7 @@ def run_without(
         launcher_concurrency=1,
         out_dir=out,
         iam_without=((role, action),) if role else (),
+        pipeline_role=pipeline_role,
     )
     return World(opts, io.StringIO()).run()
 

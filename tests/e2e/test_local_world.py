@@ -12,7 +12,7 @@ import pytest
 from local.emf import poll_times
 from local.outcome import JobOutcome, WorldReport, overlapping_polls
 from local.report import write
-from local.world import World, WorldOptions
+from local.world import DEPLOY_LABEL, DEPLOY_ROLE_NAME, DEPLOY_ROLE_PATH, World, WorldOptions
 
 # The whole local world: `make test-fast` skips it (slow); `make test` and CI run it.
 pytestmark = pytest.mark.slow
@@ -94,7 +94,24 @@ def test_every_call_went_out_as_its_functions_role_and_was_allowed(
     assert {e["resource"].rsplit("/", 1)[-1].rsplit("-", 1)[0] for e in pass_role} == {
         "buildkite-fargate-stack-AgentExecutionRole",
         "buildkite-fargate-stack-AgentTaskRole",
+        "deploy",  # the demo pipeline's own role (PipelineTaskRoles), deploy-app
     }
+
+
+def test_a_mapped_pipelines_job_ran_as_its_role_and_the_others_as_the_stacks(
+    report: tuple[WorldReport, Path, str],
+) -> None:
+    # Given the demo pipeline deploy-app mapped to its own role (PipelineTaskRoles)
+    result, _, _ = report
+    deploy = by_label(result, DEPLOY_LABEL)
+    # Then its task ran as that role, given as the RunTask override
+    assert deploy.finished_by == "agent"
+    assert deploy.task_role == f"arn:aws:iam::123456789012:role{DEPLOY_ROLE_PATH}{DEPLOY_ROLE_NAME}"
+    # and every other job's task as the task definition's own role
+    others = {j.task_role for j in result.jobs if j.task and j.label != DEPLOY_LABEL}
+    assert len(others) == 1
+    (default,) = others
+    assert default is not None and "AgentTaskRole" in default
 
 
 def test_two_overlapping_poller_invocations_never_both_poll(
@@ -162,7 +179,8 @@ def test_jobs_for_other_stacks_and_canceled_jobs_are_left_alone(
 def test_the_paused_window_launched_nothing(report: tuple[WorldReport, Path, str]) -> None:
     result = report[0]
     assert result.metrics.get("PollsPaused", 0) >= 1
-    assert result.metrics["TasksLaunched[spot]"] == 6
+    # 4 builds, the image pull, out of memory and the deploy: one task each, no more
+    assert result.metrics["TasksLaunched[spot]"] == 7
 
 
 def test_the_token_never_leaves_secrets_manager(report: tuple[WorldReport, Path, str]) -> None:

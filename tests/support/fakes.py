@@ -16,19 +16,28 @@ T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 @dataclass
+class Pipeline:
+    uuid: str | None = None
+
+
+@dataclass
 class Job:
     id: str
     priority: int
     scheduled_at: datetime
     agent_query_rules: list[str]
+    pipeline: Pipeline = field(default_factory=Pipeline)
 
 
-def job(priority: int = 0, rules: list[str] | None = None, age: int = 0) -> Job:
+def job(
+    priority: int = 0, rules: list[str] | None = None, age: int = 0, pipeline: str | None = None
+) -> Job:
     return Job(
         id=str(uuid.uuid4()),
         priority=priority,
         scheduled_at=T0 - timedelta(seconds=age),
         agent_query_rules=rules if rules is not None else ["queue=fargate"],
+        pipeline=Pipeline(pipeline),
     )
 
 

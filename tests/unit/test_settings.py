@@ -114,3 +114,27 @@ def test_a_missing_variable_is_named(env, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("IDEMPOTENCY_TABLE")
     with pytest.raises(ConfigurationError, match="IDEMPOTENCY_TABLE: Field required"):
         load(LauncherSettings)
+
+
+PIPELINE = "0c8f1ab4-4a53-4a9f-bb6c-5d0e0d4a1c11"
+ROLE = "arn:aws:iam::123456789012:role/buildkite-pipeline/web"
+
+
+def test_pipeline_task_roles_default_to_none(env) -> None:
+    env(LAUNCHER)
+    assert load(LauncherSettings).pipeline_task_roles == {}
+
+
+def test_pipeline_task_roles_parse_at_cold_start(env) -> None:
+    env({**LAUNCHER, "PIPELINE_TASK_ROLES": f"{PIPELINE.upper()}={ROLE}"})
+    assert load(LauncherSettings).pipeline_task_roles == {PIPELINE: ROLE}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [f"my-pipeline={ROLE}", f"{PIPELINE}=arn:aws:iam::123456789012:role/*", f"{PIPELINE}={ROLE},"],
+)
+def test_a_bad_pipeline_task_role_mapping_names_the_variable_and_parameter(env, value: str) -> None:
+    env({**LAUNCHER, "PIPELINE_TASK_ROLES": value})
+    with pytest.raises(ConfigurationError, match=r"PIPELINE_TASK_ROLES: .*PipelineTaskRoles"):
+        load(LauncherSettings)

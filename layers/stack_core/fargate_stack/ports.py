@@ -15,6 +15,11 @@ from fargate_stack.domain.launch import LaunchSpec
 from fargate_stack.models.messages import LaunchMessage
 
 
+class ListedPipeline(Protocol):
+    @property
+    def uuid(self) -> str | None: ...
+
+
 class ListedJob(Protocol):
     @property
     def id(self) -> str: ...
@@ -24,6 +29,8 @@ class ListedJob(Protocol):
     def scheduled_at(self) -> datetime: ...
     @property
     def agent_query_rules(self) -> list[str]: ...
+    @property
+    def pipeline(self) -> ListedPipeline: ...
 
 
 class QueueState(Protocol):

@@ -23,7 +23,12 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from fargate_stack.domain.fargate import InvalidTaskSizeError, validate_task_size
-from fargate_stack.domain.launch import AgentTokenMode, CapacityStrategy
+from fargate_stack.domain.launch import (
+    AgentTokenMode,
+    CapacityStrategy,
+    PipelineTaskRolesError,
+    parse_pipeline_task_roles,
+)
 from fargate_stack.domain.rules import parse_tags
 from fargate_stack.errors import ConfigurationError
 
@@ -115,6 +120,9 @@ class LauncherSettings(CommonSettings):
     # start and an image pull, well within it).
     reservation_expiry_seconds: int = Field(default=900, ge=60, le=3600)
     jat_lifetime_seconds: int = Field(default=600, ge=60, le=3600)
+    # Template PipelineTaskRoles: pipeline uuid -> task role ARN, parsed here so a bad
+    # mapping fails the cold start, not a job. Empty: every job gets the default role.
+    pipeline_task_roles: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
 
     _split_subnets = field_validator("subnets", "security_groups", mode="before")(_split)
 
@@ -126,6 +134,16 @@ class LauncherSettings(CommonSettings):
         if bad:
             raise ValueError(f"not {what}: {', '.join(bad)}")
         return value
+
+    @field_validator("pipeline_task_roles", mode="before")
+    @classmethod
+    def _pipeline_task_roles(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_pipeline_task_roles(value)
+        except PipelineTaskRolesError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("default_memory")
     @classmethod

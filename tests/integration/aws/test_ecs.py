@@ -3,6 +3,9 @@ throttling, conflicts) through botocore's Stubber on a real client."""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
+
 import boto3
 import pytest
 from botocore.stub import Stubber
@@ -184,3 +187,116 @@ def test_the_same_token_with_another_request_names_the_first_task(moto_ecs: Moto
     with pytest.raises(AlreadyLaunchedError) as caught:
         tasks.run(other)
     assert caught.value.task_arn == first.arn
+
+
+# ------------------------------------------------ per-pipeline task roles (PipelineTaskRoles)
+
+PIPELINE = "0c8f1ab4-4a53-4a9f-bb6c-5d0e0d4a1c11"
+PIPELINE_ROLE = "arn:aws:iam::123456789012:role/buildkite-pipeline/web"
+
+
+def role_spec(subnet: str = "subnet-1", sg: str = "sg-1", pipeline: str = PIPELINE) -> LaunchSpec:
+    config = replace(
+        launch_config("fargate-prod", subnet, sg), pipeline_task_roles={PIPELINE: PIPELINE_ROLE}
+    )
+    return build_launch_spec(
+        config,
+        job_uuid=JOB,
+        agent_query_rules=["queue=fargate"],
+        job_env={},
+        capacity=Capacity.SPOT,
+        pipeline_uuid=pipeline,
+    )
+
+
+def test_run_task_carries_the_pipelines_task_role(moto_ecs: MotoEcs) -> None:
+    ecs = moto_ecs.ecs
+    arn = EcsTasks(ecs).run(role_spec(moto_ecs.subnet, moto_ecs.security_group)).arn
+    (task,) = ecs.describe_tasks(cluster="bk", tasks=[arn])["tasks"]
+    assert task["overrides"]["taskRoleArn"] == PIPELINE_ROLE
+
+
+def test_an_unmapped_pipeline_runs_without_a_role_override(moto_ecs: MotoEcs) -> None:
+    ecs = moto_ecs.ecs
+    spec = role_spec(moto_ecs.subnet, moto_ecs.security_group, pipeline=str(uuid.uuid4()))
+    arn = EcsTasks(ecs).run(spec).arn
+    (task,) = ecs.describe_tasks(cluster="bk", tasks=[arn])["tasks"]
+    assert "taskRoleArn" not in task["overrides"]
+
+
+# The texts of docs/reference/aws.md §H.46.
+PASS_ROLE_DENIED = (
+    "User: arn:aws:sts::123456789012:assumed-role/launcher/fn is not authorized to perform: "
+    f"iam:PassRole on resource: {PIPELINE_ROLE} because no identity-based policy allows the "
+    "iam:PassRole action"
+)
+NOT_ASSUMABLE = (
+    f"ECS was unable to assume the role '{PIPELINE_ROLE}' that was provided for this task. "
+    "Please verify that the role being passed has the proper trust relationship and "
+    "permissions and that your IAM user has permissions to pass this role."
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("AccessDeniedException", PASS_ROLE_DENIED),
+        ("ClientException", NOT_ASSUMABLE),
+        ("InvalidParameterException", NOT_ASSUMABLE),
+    ],
+)
+def test_a_refused_pipeline_role_is_a_permanent_rejection_naming_the_mapping(
+    code: str, message: str
+) -> None:
+    tasks, stub = stubbed()
+    with stub:
+        stub.add_client_error("run_task", service_error_code=code, service_message=message)
+        with pytest.raises(PermanentError) as caught:
+            tasks.run(role_spec())
+    assert caught.value.reason == "task_role_rejected"
+    assert "PipelineTaskRoles" in caught.value.detail
+    assert PIPELINE_ROLE in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "reason"),
+    [
+        # Another role's denial (the execution role) is not the mapping's fault.
+        (
+            "AccessDeniedException",
+            PASS_ROLE_DENIED.replace(PIPELINE_ROLE, "arn:aws:iam::123456789012:role/exec"),
+            "ecs_rejected",
+        ),
+        # The service-linked role still settling stays transient, role override or not.
+        (
+            "InvalidParameterException",
+            "Unable to assume the service linked role. Please verify that the ECS service "
+            "linked role exists.",
+            None,
+        ),
+    ],
+)
+def test_only_the_mapped_roles_refusal_blames_the_mapping(
+    code: str, message: str, reason: str | None
+) -> None:
+    tasks, stub = stubbed()
+    with stub:
+        stub.add_client_error("run_task", service_error_code=code, service_message=message)
+        with pytest.raises((PermanentError, TransientError)) as caught:
+            tasks.run(role_spec())
+    if reason is None:
+        assert isinstance(caught.value, TransientError)
+    else:
+        assert isinstance(caught.value, PermanentError)
+        assert caught.value.reason == reason
+
+
+def test_without_a_mapping_the_same_text_is_an_ordinary_ecs_refusal() -> None:
+    tasks, stub = stubbed()
+    with stub:
+        stub.add_client_error(
+            "run_task", service_error_code="ClientException", service_message=NOT_ASSUMABLE
+        )
+        with pytest.raises(PermanentError) as caught:
+            tasks.run(launch_spec())
+    assert caught.value.reason == "ecs_rejected"

@@ -67,3 +67,21 @@ def test_locked_beats_eligible_but_not_the_other_way_round(clock: VirtualClock):
 def test_the_virtual_clock_never_goes_back(clock: VirtualClock):
     with pytest.raises(ValueError, match="forward"):
         clock.advance(-1)
+
+
+def test_jobs_of_one_pipeline_share_its_uuid_unless_the_spec_names_one(clock: VirtualClock):
+    # The listing's pipeline.uuid is the pipeline's (PipelineTaskRoles maps it to a role).
+    state = _state(clock)
+    given = "5b0f6c1e-8d2a-4f3b-9c7e-2a1d4e6f8b90"
+    a, b, other, named = state.create_jobs(
+        [
+            {"queue_key": "q", "pipeline": {"slug": "app"}},
+            {"queue_key": "q", "pipeline": {"slug": "app"}},
+            {"queue_key": "q", "pipeline": {"slug": "docs"}},
+            {"queue_key": "q", "pipeline": {"slug": "app", "uuid": given}},
+        ]
+    )
+    assert a.pipeline["uuid"] == b.pipeline["uuid"] != other.pipeline["uuid"]
+    assert named.pipeline["uuid"] == given
+    # and GetJob's env carries the same one, as BUILDKITE_PIPELINE_ID
+    assert named.env["BUILDKITE_PIPELINE_ID"] == given

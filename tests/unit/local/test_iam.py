@@ -285,3 +285,39 @@ def test_the_record_counts_decisions_and_lists_the_denied() -> None:
     assert denials(entries) == [
         "AccessDenied: LauncherFunctionRole may not ecs:RunTask on arn:td (no grant; 3x)"
     ]
+
+
+def test_a_task_role_override_is_passed_too_and_an_unmapped_one_is_denied() -> None:
+    # Given a RunTask whose overrides name a pipeline's task role (PipelineTaskRoles)
+    mapped = "arn:aws:iam::123456789012:role/buildkite-pipeline/web"
+    calls = calls_of(
+        "ecs",
+        "RunTask",
+        {"taskDefinition": "stack-agent", "overrides": {"taskRoleArn": mapped}},
+        Account(),
+    )
+    # Then PassRole is asked for it as well as for the definition's two roles
+    passed = [c.resource for c in calls if c.action == "iam:PassRole"]
+    assert passed == [*Account().roles, mapped]
+    # and a launcher allowed exactly the definition's roles and the mapped one passes it,
+    grant = {
+        "Effect": "Allow",
+        "Action": "iam:PassRole",
+        "Resource": [*Account().roles, mapped],
+        "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+    }
+    policies = {"launch": {"Statement": [grant]}}
+    assert all(evaluate(policies, c).allowed for c in calls if c.action == "iam:PassRole")
+    # but not a role the mapping does not name
+    other = calls_of(
+        "ecs",
+        "RunTask",
+        {"taskDefinition": "stack-agent", "overrides": {"taskRoleArn": mapped + "-admin"}},
+        Account(),
+    )
+    denied = [
+        c.resource
+        for c in other
+        if c.action == "iam:PassRole" and not evaluate(policies, c).allowed
+    ]
+    assert denied == [mapped + "-admin"]

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from fargate_stack.domain.launch import Capacity, CapacityStrategy
+from fargate_stack.domain.launch import Capacity, CapacityStrategy, LaunchConfig
 from fargate_stack.errors import (
     AlreadyLaunchedError,
     CapacityUnavailableError,
@@ -29,8 +29,9 @@ from tests.support.launch_config import launch_config
 CONFIG = launch_config()
 
 
-def message(rules: list[str] | None = None) -> LaunchMessage:
+def message(rules: list[str] | None = None, pipeline: str | None = None) -> LaunchMessage:
     return LaunchMessage(
+        pipeline_uuid=uuid.UUID(pipeline) if pipeline else None,
         job_uuid=uuid.uuid4(),
         stack_key="fargate-prod",
         scheduled_at=T0 - timedelta(seconds=3),
@@ -45,6 +46,7 @@ def world(
     strategy: CapacityStrategy = CapacityStrategy.SPOT,
     clock: FakeClock | None = None,
     fallbacks: FakeFallbacks | None = None,
+    config: LaunchConfig = CONFIG,
 ) -> tuple[LaunchJob, FakeStacksApi, FakeTasks]:
     api = FakeStacksApi()
     job_uuid = str(msg.job_uuid)
@@ -56,7 +58,7 @@ def world(
         tasks=tasks,
         fallbacks=fallbacks or FakeFallbacks(),
         clock=clock,
-        options=LaunchOptions(CONFIG, strategy),
+        options=LaunchOptions(config, strategy),
     )
     return launcher, api, tasks
 
@@ -262,3 +264,47 @@ def test_the_ledger_read_follows_the_configured_timeout() -> None:
     clock.current += timedelta(seconds=20)
     launcher.launch(msg)
     assert fallbacks.reads == 1
+
+
+PIPELINE = "0c8f1ab4-4a53-4a9f-bb6c-5d0e0d4a1c11"
+PIPELINE_ROLE = "arn:aws:iam::123456789012:role/buildkite-pipeline/web"
+MAPPED = launch_config(pipeline_task_roles={PIPELINE: PIPELINE_ROLE})
+
+
+def test_a_mapped_pipelines_job_runs_as_its_role_from_the_listing() -> None:
+    msg = message(pipeline=PIPELINE)
+    launcher, api, tasks = world(msg, config=MAPPED)
+    # GetJob's env names another pipeline: the message (Buildkite's listing) decides.
+    api.jobs_data[str(msg.job_uuid)] = JobData(
+        str(msg.job_uuid), {"BUILDKITE_PIPELINE_ID": str(uuid.uuid4())}, "make"
+    )
+    assert launcher.launch(msg)["outcome"] == "launched"
+    (spec,) = tasks.launched
+    assert spec.task_role_arn == PIPELINE_ROLE
+
+
+def test_an_unmapped_pipelines_job_gets_the_default_role() -> None:
+    msg = message(pipeline=str(uuid.uuid4()))
+    launcher, api, tasks = world(msg, config=MAPPED)
+    api.jobs_data[str(msg.job_uuid)] = JobData(
+        str(msg.job_uuid), {"BUILDKITE_PIPELINE_ID": PIPELINE}, "make"
+    )
+    launcher.launch(msg)
+    (spec,) = tasks.launched
+    assert spec.task_role_arn is None
+
+
+def test_a_refused_task_role_fails_the_job_back_at_once() -> None:
+    msg = message(pipeline=PIPELINE)
+    launcher, api, tasks = world(msg, config=MAPPED)
+    tasks.errors = [
+        PermanentError(
+            f"the task role PipelineTaskRoles maps this pipeline to, {PIPELINE_ROLE}, ...",
+            reason="task_role_rejected",
+        )
+    ]
+    result = launcher.launch(msg)
+    assert result == {"outcome": "failed_back", "reason": "task_role_rejected"}
+    detail, exit_status = api.failed[str(msg.job_uuid)]
+    assert "PipelineTaskRoles" in detail and PIPELINE_ROLE in detail
+    assert exit_status == -1

@@ -69,6 +69,19 @@ def test_message_carries_the_reservation_window() -> None:
     assert message.stack_key == "fargate-prod"
 
 
+def test_message_carries_the_listings_pipeline_uuid() -> None:
+    # The listing's pipeline.uuid (Buildkite's) is what picks a job's task role; a job
+    # listed without one, or with a malformed one, gets none (so the default role).
+    pipeline = "0C8F1AB4-4A53-4A9F-BB6C-5D0E0D4A1C11"
+    mapped, bare, garbled = job(pipeline=pipeline), job(), job(pipeline="not-a-uuid")
+    api, queue = FakeStacksApi(pages=[[mapped, bare, garbled]]), FakeLaunchQueue()
+    poller(api, queue).poll_once()
+    by_job = {str(m.job_uuid): m.pipeline_uuid for m in queue.sent}
+    assert str(by_job[mapped.id]) == pipeline.lower()
+    assert by_job[bare.id] is None
+    assert by_job[garbled.id] is None
+
+
 def test_jobs_not_reserved_are_never_enqueued() -> None:
     mine, taken = job(), job()
     api, queue = FakeStacksApi(pages=[[mine, taken]], refuse={taken.id}), FakeLaunchQueue()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from fargate_stack.domain.launch import LaunchSpec
+from fargate_stack.domain.launch import PIPELINE_TASK_ROLES, LaunchRejection, LaunchSpec
 from fargate_stack.errors import (
     AlreadyLaunchedError,
     CapacityUnavailableError,
@@ -86,6 +86,18 @@ _CAPACITY_MARKERS = (
 )
 
 
+# A pipeline's task role (PipelineTaskRoles) refused (docs/reference/aws.md §H.46): IAM's
+# PassRole denial is an AccessDeniedException naming the role; a role ECS cannot assume
+# (missing, or not trusting ecs-tasks.amazonaws.com) reads "ECS was unable to assume the
+# role '<arn>' that was provided for this task", its RunTask error code UNCONFIRMED
+# (ClientException or InvalidParameterException). Only these codes, and only a message
+# that names the role or says that sentence, are the role's fault.
+_ROLE_REFUSAL_CODES = frozenset(
+    {"AccessDeniedException", "ClientException", "InvalidParameterException"}
+)
+_ROLE_NOT_ASSUMABLE = "unable to assume the role"
+
+
 def verdict_of(code: str, message: str) -> _Verdict:
     for rule in RUN_TASK_ERRORS:
         if (rule.code is None or rule.code == code) and (rule.text is None or rule.text in message):
@@ -107,7 +119,7 @@ class EcsTasks:
         try:
             answer = self._client.run_task(**spec.to_run_task_kwargs())  # type: ignore[arg-type]
         except ClientError as exc:
-            raise _classify(exc) from exc
+            raise _classify(exc, spec) from exc
         except BotoCoreError as exc:
             raise TransientError(f"RunTask did not complete: {exc}") from exc
         tasks = answer.get("tasks", [])
@@ -137,10 +149,27 @@ class EcsTasks:
         return total
 
 
-def _classify(exc: ClientError) -> Exception:
+def _task_role_refused(spec: LaunchSpec, code: str, message: str) -> PermanentError | None:
+    role = spec.task_role_arn
+    if role is None or code not in _ROLE_REFUSAL_CODES:
+        return None
+    if role not in message and _ROLE_NOT_ASSUMABLE not in message.lower():
+        return None
+    return PermanentError(
+        f"the task role {PIPELINE_TASK_ROLES} maps this pipeline to, {role}, was refused "
+        f"({code}): {message}. The operator must fix the mapping or the role (it must exist, "
+        "trust ecs-tasks.amazonaws.com, and be one the stack may pass).",
+        reason=LaunchRejection.TASK_ROLE_REJECTED,
+    )
+
+
+def _classify(exc: ClientError, spec: LaunchSpec) -> Exception:
     error = exc.response.get("Error", {})
     code = error.get("Code", "")
     message = error.get("Message", "")
+    refused = _task_role_refused(spec, code, message)
+    if refused is not None:
+        return refused
     if code == "ConflictException":
         # ECS names the task the token already started (botocore ConflictException.resourceIds).
         ids = exc.response.get("resourceIds")

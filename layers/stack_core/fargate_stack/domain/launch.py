@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pydantic import SecretStr
@@ -46,6 +46,18 @@ _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9 +\-=._:/@]")
 # character in a job's rule would smuggle extra tags in, so such rules are not passed on.
 # (Matched whole with fullmatch: `$` would let a trailing newline through.)
 _AGENT_TAG_SAFE = re.compile(r"[A-Za-z0-9_.:/@+\-]+=[^,\x00-\x1f\x7f]*")
+
+# PipelineTaskRoles: `<pipeline uuid>=<role arn>` pairs, comma-separated. A role's path and
+# name may hold `=` and `,` in IAM, but here they would split a pair (and the template's
+# PassRole list) in the wrong place, so they are refused; so are IAM's wildcards `*` `?`
+# (a role ARN's form: docs/reference/aws.md §H.46). The template's AllowedPattern is the same.
+PIPELINE_TASK_ROLES = "PipelineTaskRoles"
+# The template's PassRole statement has this many slots, one per pair (template.yaml).
+PIPELINE_TASK_ROLES_MAX = 20
+_PIPELINE_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+_ROLE_ARN = re.compile(
+    r"arn:aws[a-z-]*:iam::[0-9]{12}:role/(?:[A-Za-z0-9_+.@-]+/)*[A-Za-z0-9_+.@-]+"
+)
 
 SIZE_RULES = ("cpu", "memory")
 TASK_DEFINITION_RULE = "task-definition"
@@ -84,6 +96,9 @@ class LaunchRejection(StrEnum):
     ECS_REJECTED = "ecs_rejected"
     # Buildkite refused job acquisition tokens themselves (AgentTokenMode).
     JAT_UNAVAILABLE = "jat_unavailable"
+    # ECS or IAM refused the pipeline's task role (PipelineTaskRoles): not passable, not
+    # assumable by ECS, or missing. Retrying the same role cannot help.
+    TASK_ROLE_REJECTED = "task_role_rejected"
     # Any other permanent error's reason: the dimension stays bounded whatever it says.
     OTHER = "other"
 
@@ -114,6 +129,64 @@ class LaunchConfig:
     security_groups: Sequence[str]
     assign_public_ip: bool
     allow_size_overrides: bool = False
+    # PipelineTaskRoles: pipeline uuid (lower case) -> task role ARN; empty = every job runs
+    # as the task definition's own task role.
+    pipeline_task_roles: Mapping[str, str] = field(default_factory=dict)
+
+
+class PipelineTaskRolesError(ValueError):
+    """PipelineTaskRoles does not parse; the message names the parameter and the pair."""
+
+
+def parse_pipeline_task_roles(text: str) -> dict[str, str]:
+    """``<pipeline uuid>=<role arn>,...`` -> {uuid (lower case): arn}; empty text, none.
+
+    UUIDs, not slugs: a slug can be renamed, and a freed slug reused by another pipeline.
+    A pipeline named twice is refused even with the same role: it is a copy-paste slip
+    that would hide which line the operator meant."""
+    roles: dict[str, str] = {}
+    for index, pair in enumerate((p.strip() for p in text.split(",")), start=1):
+        if not pair:
+            if text.strip():
+                raise PipelineTaskRolesError(f"{PIPELINE_TASK_ROLES}: pair {index} is empty")
+            continue
+        pipeline, sep, role = (part.strip() for part in pair.partition("="))
+        if not sep:
+            raise PipelineTaskRolesError(
+                f"{PIPELINE_TASK_ROLES}: pair {index} {pair!r} is not <pipeline uuid>=<role arn>"
+            )
+        if not _PIPELINE_UUID.fullmatch(pipeline):
+            raise PipelineTaskRolesError(
+                f"{PIPELINE_TASK_ROLES}: pair {index}: {pipeline!r} is not a pipeline UUID "
+                "(slugs can be renamed and reused)"
+            )
+        if not _ROLE_ARN.fullmatch(role):
+            raise PipelineTaskRolesError(
+                f"{PIPELINE_TASK_ROLES}: pair {index}: {role!r} is not an IAM role ARN, "
+                "arn:<partition>:iam::<12 digits>:role/<path and name> (no = , * or ?)"
+            )
+        key = pipeline.lower()
+        if key in roles:
+            raise PipelineTaskRolesError(
+                f"{PIPELINE_TASK_ROLES}: pipeline {key} is mapped more than once"
+            )
+        roles[key] = role
+    if len(roles) > PIPELINE_TASK_ROLES_MAX:
+        raise PipelineTaskRolesError(
+            f"{PIPELINE_TASK_ROLES}: {len(roles)} pipelines; at most {PIPELINE_TASK_ROLES_MAX} "
+            "(the launcher may pass only that many roles)"
+        )
+    return roles
+
+
+def task_role_for(config: LaunchConfig, pipeline_uuid: str | None) -> str | None:
+    """The operator's role for the job's pipeline, or None: no override, so the task runs
+    as the task definition's default task role. The pipeline uuid is the scheduled-jobs
+    listing's `pipeline.uuid` (Buildkite's, carried in the launch message), never the job's
+    env, which a pipeline's author writes."""
+    if pipeline_uuid is None:
+        return None
+    return config.pipeline_task_roles.get(pipeline_uuid.lower())
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,12 +211,16 @@ class LaunchSpec:
     # The job acquisition token (AgentTokenMode=job-acquisition-token): only in the RunTask
     # request itself; a SecretStr, so no repr or log line shows it.
     agent_token: SecretStr | None = None
+    # The pipeline's task role (PipelineTaskRoles), or None for the definition's own.
+    task_role_arn: str | None = None
 
     def overrides(self) -> dict[str, object]:
         environment = list(self.environment)
         if self.agent_token is not None:
             environment.append((AGENT_TOKEN_ENV, self.agent_token.get_secret_value()))
+        role = {"taskRoleArn": self.task_role_arn} if self.task_role_arn else {}
         return {
+            **role,
             "cpu": str(self.cpu),
             "memory": str(self.memory),
             "containerOverrides": [
@@ -274,10 +351,12 @@ def build_launch_spec(
     job_env: Mapping[str, str],
     capacity: Capacity,
     agent_token: SecretStr | None = None,
+    pipeline_uuid: str | None = None,
 ) -> LaunchSpec:
     """Decide everything about one launch, or raise LaunchRejectedError with a reason a
     developer can act on. ``agent_token``: the job's acquisition token (JAT mode), which
-    the agent container gets in its environment override."""
+    the agent container gets in its environment override. ``pipeline_uuid``: the listing's,
+    which picks the task role (``task_role_for``)."""
     rules = parse_rules(agent_query_rules)
     cpu, memory = _size(config, rules)
     task_definition = _task_definition(config, rules)
@@ -308,6 +387,7 @@ def build_launch_spec(
         client_token=client_token(job_uuid, capacity),
         tags=tags,
         agent_token=agent_token,
+        task_role_arn=task_role_for(config, pipeline_uuid),
     )
     size = len(json.dumps(spec.overrides(), separators=(",", ":")))
     if size > OVERRIDES_MAX_CHARS:

@@ -29,6 +29,9 @@ class LaunchMessage(BaseModel):
     # Agent query rules as listed, so the launcher can apply per-job size overrides
     # without another API call.
     agent_query_rules: list[str] = Field(default_factory=list)
+    # The listing's `pipeline.uuid`: Buildkite sets it, no job can, so it is what picks the
+    # job's task role (PipelineTaskRoles). None from an older poller or a null uuid.
+    pipeline_uuid: UUID | None = None
 
     def to_body(self) -> str:
         return self.model_dump_json()

@@ -195,6 +195,7 @@ class LaunchJob:
             job_env=env,
             capacity=capacity,
             agent_token=token,
+            pipeline_uuid=str(message.pipeline_uuid) if message.pipeline_uuid else None,
         )
 
     def _run(

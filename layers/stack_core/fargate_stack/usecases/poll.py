@@ -253,6 +253,7 @@ class PollJobs:
                 reserved_at=now,
                 reservation_expires_at=expires,
                 agent_query_rules=list(job.agent_query_rules),
+                pipeline_uuid=_pipeline_uuid(job),
             )
             for job in reserved
         ]
@@ -352,3 +353,16 @@ def _poll_if_leased(
         logger.warning("poll failed; trying again next interval", extra={"error": str(exc)})
         count_by(Metric.POLL_ERRORS, "kind", PollError.TRANSIENT)
     return wait
+
+
+def _pipeline_uuid(job: ListedJob) -> UUID | None:
+    """The listing's pipeline uuid, or None if Buildkite sent none or no uuid: the job then
+    runs as the default task role, which is what an unmapped pipeline gets anyway."""
+    try:
+        return UUID(job.pipeline.uuid) if job.pipeline.uuid else None
+    except ValueError:
+        logger.warning(
+            "listed job has a malformed pipeline uuid; it gets the default task role",
+            extra={"job_uuid": job.id},
+        )
+        return None
