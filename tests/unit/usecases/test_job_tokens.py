@@ -35,9 +35,10 @@ class TokenServer:
         self, *, stack_key: str, job_uuids: Sequence[str], reservation_expiry_seconds: int
     ) -> tuple[list[str], list[str]]:
         self.calls.append(("extend", list(job_uuids), reservation_expiry_seconds))
-        answer = [j for j in job_uuids if j in self.held], [
-            j for j in job_uuids if j not in self.held
-        ]
+        answer = (
+            [j for j in job_uuids if j in self.held],
+            [j for j in job_uuids if j not in self.held],
+        )
         self.held -= self.lapse_after_extend
         return answer
 
