@@ -29,6 +29,9 @@ AGENT_EXIT_NOT_ACQUIRABLE = 27
 # A token refused at registration (401): the agent exits 1 without retrying
 # (docs/reference/stacks-api.md §3.9).
 AGENT_EXIT_TOKEN_REFUSED = 1
+# The 422 at registration that v4.0.3 agents exit 27 on, matched by status and text, as
+# the agent does (buildkite/agent#4355; docs/reference/stacks-api.md §3.9).
+NOT_ELIGIBLE_AT_REGISTRATION = "Job is not eligible for job acquisition registration"
 _HTTP_TIMEOUT = 10.0
 
 
@@ -90,9 +93,21 @@ class SimulatedAgent:
     def __init__(self, base_url: str, timing: FargateTiming) -> None:
         self._base = base_url
         self._timing = timing
-        # Tasks whose token Buildkite refused at registration (the soak requires 0).
-        self.tokens_refused = 0
+        # (job uuid, token) of every task whose token Buildkite refused, at registration or
+        # at acquire: the soak tells those it expired on purpose from the rest (which must
+        # be none).
+        self.refused: list[tuple[str, str]] = []
         self._lock = threading.Lock()
+
+    @property
+    def tokens_refused(self) -> int:
+        with self._lock:
+            return len(self.refused)
+
+    def _refused(self, job_uuid: str, token: str) -> int:
+        with self._lock:
+            self.refused.append((job_uuid, token))
+        return AGENT_EXIT_TOKEN_REFUSED
 
     def run(
         self,
@@ -112,18 +127,9 @@ class SimulatedAgent:
         (``BUILDKITE_AGENT_TOKEN``: a JAT, or the agent token's secret): a wrong or expired
         one fails registration, and the agent exits 1."""
         session = requests.Session()
-        registered = session.post(
-            self._base + "register",
-            json={"name": f"fargate-{job_uuid[:8]}", "ignore_in_dispatches": True},
-            headers={"Authorization": f"Token {token}"},
-            timeout=_HTTP_TIMEOUT,
-        )
-        if registered.status_code == 401:
-            with self._lock:
-                self.tokens_refused += 1
-            return AGENT_EXIT_TOKEN_REFUSED
-        registered.raise_for_status()
-        access = registered.json()["access_token"]
+        access = self._register(session, job_uuid, token)
+        if isinstance(access, int):
+            return access
         headers = {"Authorization": f"Token {access}"}
         session.post(self._base + "connect", headers=headers, timeout=_HTTP_TIMEOUT)
         acquired = session.put(
@@ -133,6 +139,10 @@ class SimulatedAgent:
         )
         if acquired.status_code == 422:
             return AGENT_EXIT_NOT_ACQUIRABLE
+        if acquired.status_code == 401:
+            # The session died with its token. The agent logs any other 4xx and does not
+            # retry (docs/reference/stacks-api.md §7); its exit code is UNCONFIRMED: 1.
+            return self._refused(job_uuid, token)
         acquired.raise_for_status()
         job = acquired.json()
         session.put(self._base + f"jobs/{job_uuid}/start", headers=headers, timeout=_HTTP_TIMEOUT)
@@ -159,6 +169,21 @@ class SimulatedAgent:
         session.post(self._base + "disconnect", headers=headers, timeout=_HTTP_TIMEOUT)
         return 0
 
+    def _register(self, session: requests.Session, job_uuid: str, token: str) -> str | int:
+        """The session's access token, or the agent's exit code if registration failed."""
+        registered = session.post(
+            self._base + "register",
+            json={"name": f"fargate-{job_uuid[:8]}", "ignore_in_dispatches": True},
+            headers={"Authorization": f"Token {token}"},
+            timeout=_HTTP_TIMEOUT,
+        )
+        if registered.status_code == 401:
+            return self._refused(job_uuid, token)
+        if registered.status_code == 422 and _message(registered) == NOT_ELIGIBLE_AT_REGISTRATION:
+            return AGENT_EXIT_NOT_ACQUIRABLE  # canceled, or taken, since its token was issued
+        registered.raise_for_status()
+        return str(registered.json()["access_token"])
+
     def _execute(self, command: str) -> int:
         try:
             done = subprocess.run(  # noqa: S602 - the job's command is a shell line, as for the agent
@@ -171,6 +196,14 @@ class SimulatedAgent:
         except subprocess.TimeoutExpired:
             return -1
         return done.returncode
+
+
+def _message(answer: requests.Response) -> str:
+    try:
+        body = answer.json()
+    except ValueError:
+        return ""
+    return str(body.get("message", "")) if isinstance(body, dict) else ""
 
 
 def _now() -> datetime:
@@ -257,8 +290,12 @@ class SimulatedFargate:
         account: str = "123456789012",
         region: str = "us-east-1",
         pull_secrets: Callable[[str], tuple[dict[str, str], str | None]] | None = None,
+        before_agent: Callable[[str], None] | None = None,
     ) -> None:
         self._ecs = ecs
+        # Called with the job uuid as a task's container starts, before its agent registers
+        # (the soak cancels some jobs there).
+        self._before_agent = before_agent
         # Fargate reads a task's `secrets` with its task execution role before the container
         # starts; this answers their values, or the error code if it could not.
         self._pull_secrets = pull_secrets
@@ -374,6 +411,8 @@ class SimulatedFargate:
 
         killed = task.failure is Failure.OUT_OF_MEMORY
         stopped = task.failure is Failure.SPOT
+        if self._before_agent is not None:
+            self._before_agent(job)
 
         def run() -> None:
             try:
@@ -396,13 +435,16 @@ class SimulatedFargate:
             code = self._results.get(task.arn)
         if code is None:
             return
-        if task.failure is Failure.OUT_OF_MEMORY:
+        # Both failures strike a job the agent runs; an agent that never took its job (token
+        # refused, job not acquirable) exited by itself first (found by the soak).
+        took_job = code not in (AGENT_EXIT_TOKEN_REFUSED, AGENT_EXIT_NOT_ACQUIRABLE)
+        if task.failure is Failure.OUT_OF_MEMORY and took_job:
             task.exit_code, task.container_reason = (
                 137,
                 "OutOfMemoryError: Container killed due to memory usage",
             )
             self._stop(task, "EssentialContainerExited", "Essential container in task exited")
-        elif task.failure is Failure.SPOT:
+        elif task.failure is Failure.SPOT and took_job:
             task.exit_code = code  # the agent canceled its job and exited by itself
             self._stop(task, "SpotInterruption", "Your Spot Task was interrupted.")
         else:

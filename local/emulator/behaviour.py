@@ -129,6 +129,12 @@ class Behaviour:
 
 # docs/reference/stacks-api.md §7: the agent's example message (buildkite/agent#1880).
 NOT_ELIGIBLE = "Job {id} is no longer eligible to be assigned an agent"
+# docs/reference/stacks-api.md §3.9: a JAT whose job cannot be acquired is refused at
+# registration with this 422 (the agent matches status and text, buildkite/agent#4355).
+NOT_ELIGIBLE_AT_REGISTRATION = "Job is not eligible for job acquisition registration"
+# docs/reference/stacks-api.md §1: 401 means a token missing, invalid or expired (the text
+# is a choice).
+JAT_EXPIRED = "The job acquisition token has expired"
 RATE_LIMITED = (
     "You have exceeded your API rate limit. Please wait {reset} seconds before making more "
     "requests."

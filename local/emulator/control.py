@@ -116,9 +116,11 @@ class ControlApi:
         return Response(200, {"stacks": stacks})
 
     def list_jats(self, request: Request) -> Response:
-        """Every job acquisition token issued, for the local world's leak checks (the
-        control API is the test's side of Buildkite, never the stack's)."""
-        return Response(200, {"tokens": self.state.issued_jats()})
+        """Every job acquisition token issued (with the token fault that shaped it), and the
+        jobs a token fault left without one: for the local world's leak checks and fault
+        counts (the control API is the test's side of Buildkite, never the stack's)."""
+        withheld = [{"job_uuid": job, "fault": kind} for job, kind in self.state.withheld_jats]
+        return Response(200, {"tokens": self.state.issued_jats(), "withheld": withheld})
 
     def get_clock(self, request: Request) -> Response:
         return Response(

@@ -3,8 +3,14 @@
 Retry rules: docs/reference/stacks-api.md §2.3.
 
 Faults are matched in the order they were added. Latency faults add up and let the request
-carry on; the first matching status, malformed_json or drop fault decides the answer.
+carry on; the first matching status, malformed_json, drop or token fault decides the answer.
 Each fault applies to `count` matching requests and then disappears.
+
+Token faults shape a job acquisition token answer that is otherwise served for real: for
+the first `jobs` jobs the stack holds, `not_issued` issues no token, `reservation_lost`
+issues none because the reservation passed to another stack (for `seconds`), and
+`short_lifetime` issues tokens that expire after `seconds` (below the documented minimum:
+a task that starts later than its token lives).
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ from typing import Any
 from local.emulator.behaviour import ENDPOINTS
 from local.emulator.errors import BadRequestError
 
-KINDS = ("status", "latency", "malformed_json", "drop")
-TERMINAL = ("status", "malformed_json", "drop")
+TOKEN_KINDS = ("not_issued", "reservation_lost", "short_lifetime")
+KINDS = ("status", "latency", "malformed_json", "drop", *TOKEN_KINDS)
+TERMINAL = ("status", "malformed_json", "drop", *TOKEN_KINDS)
+JAT_ENDPOINT = "job-acquisition-tokens"
 
 
 @dataclass
@@ -34,6 +42,7 @@ class Fault:
     seconds: float
     method: str | None
     stack_key: str | None
+    jobs: int = 1
 
     def matches(self, endpoint: str | None, method: str, stack_key: str | None) -> bool:
         return (
@@ -55,6 +64,7 @@ class Fault:
             "seconds": self.seconds,
             "method": self.method,
             "stack_key": self.stack_key,
+            "jobs": self.jobs,
         }
 
 
@@ -122,7 +132,12 @@ def _parse(spec: Mapping[str, Any], fault_id: str) -> Fault:
     kind = spec.get("kind")
     if kind not in KINDS:
         raise BadRequestError(f"kind must be one of {', '.join(KINDS)}")
+    if kind in TOKEN_KINDS and endpoint != JAT_ENDPOINT:
+        raise BadRequestError(f"a {kind} fault needs endpoint {JAT_ENDPOINT!r}")
     count = spec.get("count", 1)
+    jobs = spec.get("jobs", 1)
+    if not _is_int(jobs) or jobs < 1:
+        raise BadRequestError("jobs must be a positive integer")
     status = spec.get("status", 503)
     seconds = spec.get("seconds", 0.0)
     if not _is_int(count) or count < 1:
@@ -148,6 +163,7 @@ def _parse(spec: Mapping[str, Any], fault_id: str) -> Fault:
         seconds=float(seconds),
         method=method.upper() if method else None,
         stack_key=spec.get("stack_key"),
+        jobs=jobs,
     )
 
 

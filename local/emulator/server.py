@@ -24,10 +24,10 @@ from local.emulator.calls import CallLog
 from local.emulator.clock import VirtualClock, iso
 from local.emulator.control import ControlApi
 from local.emulator.errors import EmulatorError
-from local.emulator.faults import Fault, FaultBook
+from local.emulator.faults import TOKEN_KINDS, Fault, FaultBook
 from local.emulator.ratelimit import Decision, RateLimiter
 from local.emulator.stacks_api import StacksApi
-from local.emulator.state import State
+from local.emulator.state import State, TokenFault
 from local.emulator.wire import Request, Response, Route, Router, error
 
 # What a `malformed_json` fault answers with: JSON cut off mid-way, as a truncated
@@ -205,8 +205,10 @@ class Emulator:
             response = _injected(fault)
             self._add_limit_headers(response, self._peek(request, endpoint, stack_key))
         else:
+            if fault is not None and fault.kind in TOKEN_KINDS:
+                request.shaping = TokenFault(fault.kind, fault.jobs, fault.seconds)
             response = self._serve(route, request, endpoint, stack_key)
-            if fault is not None:  # malformed_json: handled for real, answer mangled
+            if fault is not None and fault.kind == "malformed_json":  # handled, answer mangled
                 response.raw = MALFORMED_BODY
                 response.status = 200 if response.status == 204 else response.status
         self._record(

@@ -10,7 +10,14 @@ from typing import Any
 
 from local.emulator.clock import iso
 from local.emulator.errors import BadRequestError, ValidationError
-from local.emulator.state import AcquisitionToken, Job, ScheduledPage, Stack, State
+from local.emulator.state import (
+    AcquisitionToken,
+    Job,
+    ScheduledPage,
+    Stack,
+    State,
+    TokenFault,
+)
 from local.emulator.wire import Request, Response, Route, uuid_list
 
 
@@ -163,8 +170,9 @@ class StacksApi:
         body = request.json_object()
         job_ids = uuid_list(body, "job_uuids", self.behaviour.max_batch_size)
         request.job_uuids.extend(job_ids)
+        shaping = request.shaping if isinstance(request.shaping, TokenFault) else None
         issued, not_issued = self.state.issue_jats(
-            request.params["key"], job_ids, _optional_int(body, "token_lifetime_seconds")
+            request.params["key"], job_ids, _optional_int(body, "token_lifetime_seconds"), shaping
         )
         return Response(
             201,

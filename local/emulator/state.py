@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from local.emulator.behaviour import NOT_ELIGIBLE, Behaviour
+from local.emulator.behaviour import (
+    JAT_EXPIRED,
+    NOT_ELIGIBLE,
+    NOT_ELIGIBLE_AT_REGISTRATION,
+    Behaviour,
+)
 from local.emulator.clock import VirtualClock, iso, parse_iso
 from local.emulator.errors import (
     BadRequestError,
@@ -135,6 +140,8 @@ class Agent:
     tags: list[str]
     only_job: str | None
     connection_state: str = "registered"
+    # Registered with a JAT: its session acquires nothing once the token has expired.
+    jat_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,20 @@ class AcquisitionToken:
     job_id: str
     stack_key: str
     expires_at: datetime
+    fault: str | None = None  # the token fault that shaped it (short_lifetime), if any
+
+
+# The stack a `reservation_lost` token fault hands a reservation to (local.emulator.faults).
+OTHER_STACK_KEY = "another-stack"
+
+
+@dataclass(frozen=True)
+class TokenFault:
+    """A fault shaping one token answer (local.emulator.faults): what, to how many jobs."""
+
+    kind: str
+    jobs: int
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -168,6 +189,8 @@ class State:
         self.agents: dict[str, Agent] = {}
         self._agents_by_token: dict[str, Agent] = {}
         self._jats: dict[str, AcquisitionToken] = {}
+        # Jobs a token fault left without a token: (job uuid, fault kind).
+        self.withheld_jats: list[tuple[str, str]] = []
         self._seq = 0
         self.reset()
 
@@ -179,6 +202,7 @@ class State:
             self.agents.clear()
             self._agents_by_token.clear()
             self._jats.clear()
+            self.withheld_jats.clear()
             self._seq = 0
             self._queue(self.behaviour.default_queue_key)
 
@@ -570,10 +594,14 @@ class State:
         return "job finished too long ago" if finished_long_ago else timestamp
 
     def issue_jats(
-        self, stack_key: str, job_ids: Sequence[str], lifetime_seconds: int | None
+        self,
+        stack_key: str,
+        job_ids: Sequence[str],
+        lifetime_seconds: int | None,
+        fault: TokenFault | None = None,
     ) -> tuple[list[AcquisitionToken], list[str]]:
         """Tokens only for jobs this stack holds reserved (docs/reference/stacks-api.md §3.9,
-        a choice)."""
+        a choice); ``fault`` shapes the answer for the first ``fault.jobs`` of them."""
         with self.lock:
             now = self.tick()
             self.stack(stack_key)
@@ -587,16 +615,32 @@ class State:
             )
             issued: list[AcquisitionToken] = []
             not_issued: list[str] = []
+            shaped = 0
+            fault_seconds = timedelta(seconds=fault.seconds if fault is not None else 0.0)
             for job_id in _unique(job_ids):
                 job = self.jobs.get(job_id)
                 if job is None or job.reservation is None or job.reservation.stack_key != stack_key:
                     not_issued.append(job_id)
                     continue
+                kind = fault.kind if fault is not None and shaped < fault.jobs else None
+                shaped += kind is not None
+                expires_at = min(now + timedelta(seconds=seconds), job.reservation.expires_at)
+                if kind == "reservation_lost":
+                    # Lapsed and reserved by another stack in the same instant.
+                    job.reservation = Reservation(OTHER_STACK_KEY, now + fault_seconds)
+                    self._move(job, RESERVED, f"stack:{OTHER_STACK_KEY}", now)
+                if kind in ("not_issued", "reservation_lost"):
+                    self.withheld_jats.append((job_id, str(kind)))
+                    not_issued.append(job_id)
+                    continue
+                if kind == "short_lifetime":
+                    expires_at = now + fault_seconds
                 token = AcquisitionToken(
                     token="bkjat_" + secrets.token_hex(20),
                     job_id=job_id,
                     stack_key=stack_key,
-                    expires_at=min(now + timedelta(seconds=seconds), job.reservation.expires_at),
+                    expires_at=expires_at,
+                    fault=kind,
                 )
                 self._jats[token.token] = token
                 issued.append(token)
@@ -609,20 +653,24 @@ class State:
         with self.lock:
             now = self.tick()
             only_job: str | None = None
+            expires_at: datetime | None = None
             if jat is not None:
                 token = self._jats.get(jat)
-                if token is None or token.expires_at <= now:
-                    raise UnauthorizedError("The job acquisition token is invalid or expired")
+                if token is None:
+                    raise UnauthorizedError("Invalid registration token")
+                if token.expires_at <= now:
+                    raise UnauthorizedError(JAT_EXPIRED)
                 job = self.jobs.get(token.job_id)
                 if job is None or not self._acquirable(job):
-                    raise ValidationError(NOT_ELIGIBLE.format(id=token.job_id))
-                only_job = token.job_id
+                    raise ValidationError(NOT_ELIGIBLE_AT_REGISTRATION)
+                only_job, expires_at = token.job_id, token.expires_at
             agent = Agent(
                 id=str(uuid.uuid4()),
                 name=name or f"local-agent-{len(self.agents) + 1}",
                 access_token="bkaa_" + secrets.token_hex(20),
                 tags=tags,
                 only_job=only_job,
+                jat_expires_at=expires_at,
             )
             self.agents[agent.id] = agent
             self._agents_by_token[agent.access_token] = agent
@@ -632,10 +680,15 @@ class State:
         with self.lock:
             return self._agents_by_token.get(token)
 
-    def issued_jats(self) -> list[dict[str, str]]:
+    def issued_jats(self) -> list[dict[str, str | None]]:
         with self.lock:
             return [
-                {"job_uuid": t.job_id, "token": t.token, "expires_at": t.expires_at.isoformat()}
+                {
+                    "job_uuid": t.job_id,
+                    "token": t.token,
+                    "expires_at": t.expires_at.isoformat(),
+                    "fault": t.fault,
+                }
                 for t in self._jats.values()
             ]
 
@@ -659,6 +712,9 @@ class State:
         with self.lock:
             now = self.tick()
             job = self.job(job_id)
+            if agent.jat_expires_at is not None and agent.jat_expires_at <= now:
+                # A choice: the session dies with its token (docs/emulator.md).
+                raise UnauthorizedError(JAT_EXPIRED)
             if agent.only_job is not None and agent.only_job != job_id:
                 raise ValidationError(f"This agent may only acquire job {agent.only_job}")
             if (

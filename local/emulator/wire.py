@@ -26,6 +26,9 @@ class Request:
     body: bytes = b""
     params: dict[str, str] = field(default_factory=dict)
     job_uuids: list[str] = field(default_factory=list)
+    # An injected fault that shapes the answer rather than replacing it (the server sets it;
+    # local.emulator.faults.TOKEN_KINDS).
+    shaping: Any = None
     _json: object = field(default=_UNPARSED, repr=False)
 
     @property

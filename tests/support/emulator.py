@@ -1,7 +1,8 @@
 """Talking to the local Stacks API emulator in tests, over plain HTTP.
 
 ``Api`` speaks the Stacks API wire directly (never through the product's client), so the
-emulator's own tests are about the wire, not about URL building; ``Control`` drives the
+emulator's own tests are about the wire, not about URL building; ``Agent`` makes the Agent
+API calls buildkite/agent makes; ``Control`` drives the
 emulator's control API (jobs, faults, clock, call log); ``VirtualSleep`` lets the real
 client's retries pass on the emulator's virtual clock instead of the wall's.
 """
@@ -80,6 +81,50 @@ class Api:
     def calls(self, since: int = 0) -> list[dict[str, Any]]:
         calls: list[dict[str, Any]] = self.control("GET", f"calls?since={since}")["calls"]
         return calls
+
+
+class Agent:
+    """The calls buildkite/agent makes, in its order, with its tokens."""
+
+    def __init__(self, api: Api, registration_token: str = EMULATOR_TOKEN) -> None:
+        self.api = api
+        self.registration_token = registration_token
+        self.access_token = ""
+        self.job_token = ""
+
+    def _call(self, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
+        return self.api.http.request(
+            method,
+            self.api.emu.base_url + path,
+            headers={"Authorization": f"Token {token}", **kwargs.pop("headers", {})},
+            timeout=5,
+            **kwargs,
+        )
+
+    def register(self) -> requests.Response:
+        response = self._call(
+            "POST",
+            "register",
+            self.registration_token,
+            json={"name": "fargate-1", "meta_data": ["queue=q"], "ignore_in_dispatches": True},
+        )
+        if response.status_code == 200:
+            self.access_token = response.json()["access_token"]
+        return response
+
+    def acquire(self, job: str) -> requests.Response:
+        response = self._call(
+            "PUT",
+            f"jobs/{job}/acquire",
+            self.access_token,
+            headers={"X-Buildkite-Lock-Acquire-Job": "1", "X-Buildkite-Backoff-Sequence": "0"},
+        )
+        if response.status_code == 200:
+            self.job_token = response.json()["token"]
+        return response
+
+    def job_call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self._call(method, path, self.job_token, **kwargs)
 
 
 class Control:

@@ -3,6 +3,7 @@ through its phases, the agent runs the job for real, and the events have AWS's s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -13,7 +14,7 @@ from fargate_stack.intake import parse_task_state_change
 from local.emulator import Emulator
 from local.fargate import Failure, FargateTiming, SimulatedAgent, SimulatedFargate, wait_until
 from tests.support.aws import MotoEcs, launch_config
-from tests.support.emulator import EMULATOR_TOKEN
+from tests.support.emulator import EMULATOR_TOKEN, Api
 
 FAST = FargateTiming(provisioning_seconds=0.0, pending_seconds=0.0, command_timeout_seconds=10)
 
@@ -39,7 +40,10 @@ def launch(aws: MotoEcs, job: str) -> str:
 
 
 def simulate(
-    aws: MotoEcs, emulator: Emulator, token: str = EMULATOR_TOKEN
+    aws: MotoEcs,
+    emulator: Emulator,
+    token: str = EMULATOR_TOKEN,
+    before_agent: Callable[[str], None] | None = None,
 ) -> tuple[SimulatedFargate, list[dict[str, Any]]]:
     events: list[dict[str, Any]] = []
 
@@ -56,6 +60,7 @@ def simulate(
         timing=FAST,
         # The task definition's secret, as its execution role reads it (agent-token mode).
         pull_secrets=lambda _definition: ({"BUILDKITE_AGENT_TOKEN": token}, None),
+        before_agent=before_agent,
     )
     return fargate, events
 
@@ -106,6 +111,64 @@ def test_an_agent_with_a_token_buildkite_refuses_exits_1_and_takes_nothing(
     assert fargate.agent.tokens_refused == 1
     stopped = parse_task_state_change(events[-1])
     assert stopped.stopped_task("agent").agent_exit_code == 1
+
+
+def test_a_task_whose_agent_never_took_its_job_is_not_killed_for_memory_later(
+    moto_ecs: MotoEcs, emulator: Emulator
+) -> None:
+    job = create_job(emulator, "true", Failure.OUT_OF_MEMORY)
+    launch(moto_ecs, job)
+    fargate, events = simulate(moto_ecs, emulator, token="bkjat_expired-or-someone-elses")
+    run_until_stopped(fargate)
+    task = parse_task_state_change(events[-1]).stopped_task("agent")
+    assert (task.agent_exit_code, task.agent_reason) == (1, None)
+
+
+def reserved_with_jat(emulator: Emulator, job: str, lifetime: int = 900) -> tuple[Api, str]:
+    api = Api(emulator)
+    assert api.register(key="s", queue_key="fargate").status_code == 201
+    assert api.reserve([job], key="s").json()["reserved"] == [job]
+    answer = api.call(
+        "POST",
+        "stacks/s/job-acquisition-tokens",
+        json={"job_uuids": [job], "token_lifetime_seconds": lifetime},
+    )
+    return api, str(answer.json()["job_acquisition_tokens"][0]["job_acquisition_token"])
+
+
+def test_a_jat_that_expired_before_the_task_started_is_refused_and_counted(
+    moto_ecs: MotoEcs, emulator: Emulator
+) -> None:
+    job = create_job(emulator, "true")
+    api, token = reserved_with_jat(emulator, job, lifetime=60)
+    launch(moto_ecs, job)
+    fargate, events = simulate(
+        moto_ecs, emulator, token=token, before_agent=lambda _: api.advance(61)
+    )
+    run_until_stopped(fargate)
+    assert job_view(emulator, job)["state"] == "reserved"  # for the failure handler to fail
+    assert fargate.agent.refused == [(job, token)]
+    assert parse_task_state_change(events[-1]).stopped_task("agent").agent_exit_code == 1
+
+
+def test_a_job_canceled_after_its_jat_was_issued_makes_the_agent_exit_27_at_registration(
+    moto_ecs: MotoEcs, emulator: Emulator
+) -> None:
+    job = create_job(emulator, "true")
+    api, token = reserved_with_jat(emulator, job)
+    launch(moto_ecs, job)
+    fargate, events = simulate(
+        moto_ecs,
+        emulator,
+        token=token,
+        before_agent=lambda j: api.control("POST", f"jobs/{j}/cancel"),
+    )
+    run_until_stopped(fargate)
+    assert job_view(emulator, job)["state"] == "canceled"
+    assert fargate.agent.refused == []
+    assert parse_task_state_change(events[-1]).stopped_task("agent").agent_exit_code == 27
+    acquires = [c for c in api.calls() if c["endpoint"] == "agent-acquire"]
+    assert acquires == []  # refused at registration, before any acquire
 
 
 def test_an_image_that_cannot_be_pulled_never_reaches_the_agent(

@@ -116,6 +116,16 @@ def test_exit_27_never_fails_the_job_even_with_other_symptoms() -> None:
     assert not result.may_fail_job
 
 
+def test_exit_1_names_a_refused_token_as_a_likely_cause_other_codes_do_not() -> None:
+    # a token refused or expired at registration exits 1 (buildkite/agent#4355)
+    refused = triage(_task(stop_code="EssentialContainerExited", agent_exit_code=1))
+    assert refused.reason is StopReason.AGENT_EXITED
+    assert refused.may_fail_job
+    assert "job acquisition token that expired" in refused.detail
+    other = triage(_task(stop_code="EssentialContainerExited", agent_exit_code=3))
+    assert "token" not in other.detail
+
+
 def test_long_aws_text_is_quoted_briefly() -> None:
     result = triage(_task(stopped_reason="ResourceInitializationError: " + "x" * 5000))
     assert len(result.detail.encode()) < 1024

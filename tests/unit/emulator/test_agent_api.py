@@ -3,57 +3,10 @@
 from __future__ import annotations
 
 import gzip
-from typing import Any
 
 import pytest
-import requests
 
-from tests.support.emulator import EMULATOR_TOKEN as TOKEN
-from tests.support.emulator import Api
-
-
-class Agent:
-    """The calls buildkite/agent makes, in its order, with its tokens."""
-
-    def __init__(self, api: Api, registration_token: str = TOKEN) -> None:
-        self.api = api
-        self.registration_token = registration_token
-        self.access_token = ""
-        self.job_token = ""
-
-    def _call(self, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
-        return self.api.http.request(
-            method,
-            self.api.emu.base_url + path,
-            headers={"Authorization": f"Token {token}", **kwargs.pop("headers", {})},
-            timeout=5,
-            **kwargs,
-        )
-
-    def register(self) -> requests.Response:
-        response = self._call(
-            "POST",
-            "register",
-            self.registration_token,
-            json={"name": "fargate-1", "meta_data": ["queue=q"], "ignore_in_dispatches": True},
-        )
-        if response.status_code == 200:
-            self.access_token = response.json()["access_token"]
-        return response
-
-    def acquire(self, job: str) -> requests.Response:
-        response = self._call(
-            "PUT",
-            f"jobs/{job}/acquire",
-            self.access_token,
-            headers={"X-Buildkite-Lock-Acquire-Job": "1", "X-Buildkite-Backoff-Sequence": "0"},
-        )
-        if response.status_code == 200:
-            self.job_token = response.json()["token"]
-        return response
-
-    def job_call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self._call(method, path, self.job_token, **kwargs)
+from tests.support.emulator import Agent, Api
 
 
 @pytest.fixture
@@ -219,7 +172,8 @@ def test_jat_registers_an_agent_for_its_job_only(registered_api: Api):
     # a second registration with the same JAT: the job is no longer acquirable
     again = Agent(registered_api, issued["job_acquisition_token"]).register()
     assert again.status_code == 422
-    assert "no longer eligible" in again.json()["message"]
+    # the text buildkite/agent matches to exit 27 (docs/reference/stacks-api.md §3.9)
+    assert again.json()["message"] == "Job is not eligible for job acquisition registration"
 
 
 def test_expired_jat_is_401(registered_api: Api):

@@ -28,15 +28,19 @@ class TokenServer:
     held: set[str] = field(default_factory=set)
     refuse_issue: set[str] = field(default_factory=set)
     endpoint_refused: bool = False
+    lapse_after_extend: set[str] = field(default_factory=set)
     calls: list[tuple[str, list[str], int]] = field(default_factory=list)
 
     def extend_reservations(
         self, *, stack_key: str, job_uuids: Sequence[str], reservation_expiry_seconds: int
     ) -> tuple[list[str], list[str]]:
         self.calls.append(("extend", list(job_uuids), reservation_expiry_seconds))
-        return [j for j in job_uuids if j in self.held], [
-            j for j in job_uuids if j not in self.held
-        ]
+        answer = (
+            [j for j in job_uuids if j in self.held],
+            [j for j in job_uuids if j not in self.held],
+        )
+        self.held -= self.lapse_after_extend
+        return answer
 
     def issue_job_tokens(
         self, *, stack_key: str, job_uuids: Sequence[str], lifetime_seconds: int
@@ -101,6 +105,15 @@ def test_a_job_the_stack_no_longer_holds_gets_no_token() -> None:
     assert tokens.token_for(held).get_secret_value().startswith("bkjat_")
     # one issue request for the batch, then one extend to learn why one got none
     assert server.calls == [("issue", [held, taken], 600), ("extend", [taken], 900)]
+
+
+def test_a_job_not_issued_right_after_its_extend_is_asked_about_again() -> None:
+    (job,) = batch = jobs(1)
+    # its reservation lapses to another stack between the extend and the issue
+    server = TokenServer(held={job}, refuse_issue={job}, lapse_after_extend={job})
+    with pytest.raises(NotReservedError):
+        tokens_for(server, batch, left=120).token_for(job)
+    assert server.calls == [("extend", [job], 900), ("issue", [job], 600), ("extend", [job], 900)]
 
 
 def test_a_job_still_held_but_not_issued_is_retried_not_failed() -> None:

@@ -17,6 +17,16 @@ from enum import StrEnum
 # clicommand/agent_start.go (ErrJobAcquisitionRejected -> 27); docs/reference/stacks-api.md §7.
 AGENT_EXIT_JOB_NOT_ACQUIRABLE = 27
 
+# The agent's exit for a fatal error, among them a token Buildkite refuses at registration
+# (invalid or expired: exit 1, no retries): docs/reference/stacks-api.md §3.9, from
+# buildkite/agent#4355.
+AGENT_EXIT_FATAL = 1
+_EXIT_1_HINT = (
+    " It could not register or take the job: Buildkite refused its token (a job acquisition"
+    " token that expired before the task started, for one) or could not be reached; the"
+    " task's log has the agent's error."
+)
+
 # Container `reason` is at most 1024 characters (botocore ecs Container.reason); we quote
 # at most this much of any AWS text so a FailJob detail stays readable and under 4 KB.
 _QUOTE_MAX = 600
@@ -178,8 +188,10 @@ TRIAGE_TABLE: tuple[_Row, ...] = (
         lambda t: t.agent_exit_code is not None,
         lambda t: (
             f"The agent container exited with code {t.agent_exit_code} before running the job."
+            + (_EXIT_1_HINT if t.agent_exit_code == AGENT_EXIT_FATAL else "")
         ),
-        "docs/reference/aws.md §B.6 (EssentialContainerExited: containers[].exitCode)",
+        "docs/reference/aws.md §B.6 (EssentialContainerExited: containers[].exitCode); "
+        "buildkite/agent#4355 (a refused token exits 1, no retries)",
     ),
 )
 

@@ -11,7 +11,8 @@ calls, so the launcher asks once per batch, at its first launch:
    by a reservation about to lapse; the common batch, reserved moments ago, needs none;
 2. issue tokens for the jobs still reserved, with ``lifetime_seconds`` (a Fargate start and
    an image pull) capped at the reservation;
-3. for a job in ``not_issued``, extend to learn whether the stack still holds it.
+3. for a job in ``not_issued``, extend to learn whether the stack still holds it (even if
+   step 1 just extended it: the reservation may have lapsed to another stack in between).
 
 Jobs the stack no longer holds get no token and no task (``NotReservedError``: the record
 is acknowledged, the job was taken, canceled or re-listed). A job in ``not_issued`` is
@@ -137,8 +138,9 @@ class BatchTokens:
         count_by(Metric.JOB_TOKENS, "result", _Issue.ISSUED, len(tokens))
         if not_issued:
             # Not issued: the job may be another stack's now (no task, acknowledged) or
-            # refused for now (retried); extending tells them apart.
-            self._extend([j for j in not_issued if j not in short])
+            # refused for now (retried); extending tells them apart. Jobs extended moments
+            # ago too: the refusal is newer than that extend's answer.
+            self._extend(not_issued)
             count_by(Metric.JOB_TOKENS, "result", _Issue.NOT_ISSUED, len(not_issued))
             logger.warning("Buildkite issued no token for some jobs", extra={"jobs": not_issued})
 
