@@ -725,7 +725,8 @@ class World:
     # ------------------------------------------------------------------ mid-run update
     def _midway(self, fargate: SimulatedFargate) -> bool:
         """About half the jobs the stack will launch have a task."""
-        launchable = self.opts.jobs + self.opts.feed_jobs + 2  # + image pull, out of memory
+        # + image pull, out of memory, the deploy under its pipeline's role
+        launchable = self.opts.jobs + self.opts.feed_jobs + 3
         return len(fargate.tasks) >= max(1, launchable // 2)
 
     def _update(self) -> None:
