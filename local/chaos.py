@@ -13,7 +13,12 @@ soak is replayed by running it again with the seed it printed. Where each fault 
   (so out-of-order) ECS events (local.lambda_runtime.EventBridgeBridge);
 - tasks failing before the agent acquires (image pull, secrets/resource initialization) or
   after (out of memory, Spot interruption): the simulated Fargate, per job;
-- jobs canceled while queued or while launching: the driver thread, through the emulator.
+- jobs canceled while queued or while launching: the driver thread, through the emulator;
+  jobs canceled after their task got its token, before its agent registers: the simulated
+  Fargate, per task (local.world);
+- job acquisition token answers shaped (a token not issued, the reservation gone to another
+  stack, a token that expires before the task starts): the emulator's token faults, fed by
+  the driver thread.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import requests
 
 from local.container import CRASHES_ENV
 from local.emulator.behaviour import STACKS_ENDPOINTS as STACKS_API
+from local.emulator.faults import TOKEN_KINDS
 from local.fargate import Failure
 
 # The endpoints the running stack calls: not the simulated agent's (not the product under
@@ -49,6 +55,11 @@ def _default_aws() -> dict[str, float]:
         "dynamodb_throttle": 0.02,
         "sqs_send_error": 0.05,
     }
+
+
+def _default_jat_faults() -> dict[str, float]:
+    # Shares of the token faults (local.emulator.faults.TOKEN_KINDS).
+    return {"not_issued": 1.0, "reservation_lost": 1.0, "short_lifetime": 1.0}
 
 
 def _default_failures() -> dict[str, float]:
@@ -85,6 +96,20 @@ class ChaosPlan:
     task_failures: Mapping[str, float] = field(default_factory=_default_failures)
     cancel_every: float = 1.0  # seconds between cancels, on average...
     cancel_fraction: float = 0.02  # ...until this share of the jobs was canceled
+    # Per task whose container starts: its job is canceled after its token was issued and
+    # before its agent registers (the agent is refused and exits 27; no FailJob may follow).
+    cancel_before_registration: float = 0.01
+    # Job acquisition token answers shaped (local.emulator.faults): one every
+    # `jat_fault_every` seconds on average, for 1-2 of a request's jobs, the kind drawn by
+    # these shares. `not_issued`: refused for now, the launcher retries the record;
+    # `reservation_lost`: the reservation passed to another stack for `jat_lost_seconds`,
+    # the record is acknowledged and the job listed again once that lapses;
+    # `short_lifetime`: the token lives `jat_short_lifetime_seconds`, less than a task takes
+    # to start (local.fargate), so the agent is refused and the job must be failed back.
+    jat_fault_every: float = 8.0
+    jat_faults: Mapping[str, float] = field(default_factory=_default_jat_faults)
+    jat_lost_seconds: float = 10.0
+    jat_short_lifetime_seconds: float = 0.1
     # The local world's SQS retry (Lambda: the visibility timeout, 360 s deployed) must
     # outlast a crashed invocation's idempotency lock (the function's timeout, 60 s
     # deployed), as it does deployed; the soak shortens both, keeping the order.
@@ -135,6 +160,7 @@ class ChaosDriver:
         self._control = control
         self._job_ids = job_ids
         self._rng = plan.rng("driver")
+        self._jat_rng = plan.rng("jat")
         self.counts: Counter[str] = Counter()
         self.canceled: set[str] = set()
         self._added: dict[str, str] = {}  # fault id -> its count key
@@ -160,6 +186,7 @@ class ChaosDriver:
         next_fault = self._rng.expovariate(1 / self._plan.stacks_fault_every)
         next_cancel = self._rng.expovariate(1 / self._plan.cancel_every)
         next_outage = self._rng.expovariate(1 / self._plan.outage_every)
+        next_jat = self._jat_rng.expovariate(1 / self._plan.jat_fault_every)
         elapsed = 0.0
         step = 0.1
         while not self._stop.wait(step):
@@ -173,6 +200,9 @@ class ChaosDriver:
             if elapsed >= next_outage:
                 self._outage(elapsed)
                 next_outage = elapsed + self._rng.expovariate(1 / self._plan.outage_every)
+            if elapsed >= next_jat:
+                self._add_jat_fault()
+                next_jat = elapsed + self._jat_rng.expovariate(1 / self._plan.jat_fault_every)
             self._end_outages(elapsed)
 
     def _add_fault(self) -> None:
@@ -191,6 +221,27 @@ class ChaosDriver:
         key = f"stacks_api.{endpoint}.{kind}"
         self._added[added["id"]] = key
         self.counts[key] += spec["count"]
+
+    def _add_jat_fault(self) -> None:
+        """Shape the next token answer. Not counted here: the emulator lists what each one
+        did to which job (local.world counts that). At most one waits at a time: faults piled
+        up while few tokens are asked for (the run's tail) would all strike its last jobs,
+        again and again (found by the short soak)."""
+        if any(f["kind"] in TOKEN_KINDS for f in self._control("GET", "faults", None)["faults"]):
+            return
+        kinds, shares = zip(*self._plan.jat_faults.items(), strict=True)
+        (kind,) = self._jat_rng.choices(kinds, weights=shares)
+        seconds = {
+            "reservation_lost": self._plan.jat_lost_seconds,
+            "short_lifetime": self._plan.jat_short_lifetime_seconds,
+        }.get(kind, 0.0)
+        spec = {
+            "endpoint": "job-acquisition-tokens",
+            "kind": kind,
+            "jobs": self._jat_rng.randint(1, 2),
+            "seconds": seconds,
+        }
+        self._control("POST", "faults", spec)
 
     def _outage(self, now: float) -> None:
         """Every stack endpoint fails until the outage ends (its faults are then removed;

@@ -61,6 +61,9 @@ class WorldReport:
     iam: list[dict[str, Any]] = field(default_factory=list)
     # Every job acquisition token Buildkite issued in the run (the leak tests look for them).
     jats: list[str] = field(default_factory=list, repr=False)
+    # Jobs whose task's agent was refused because a token fault had made its token expire
+    # before the task started (the soak: each must end failed back with that reason).
+    token_expired_jobs: list[str] = field(default_factory=list)
 
     @property
     def launched(self) -> int:

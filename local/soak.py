@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from local.chaos import ChaosPlan
-from local.outcome import AGENT_STATES, WorldReport
+from local.outcome import AGENT_STATES, JobOutcome, WorldReport
 from local.world import OUT, World, WorldOptions
 
 MUST_BE_ZERO = (
@@ -31,6 +31,8 @@ MUST_BE_ZERO = (
     "dlq_unaccounted",
     "access_denied",
     "tasks_without_a_valid_token",
+    "failjob_on_canceled",
+    "token_expired_unclear",
 )
 
 
@@ -52,6 +54,12 @@ class SoakFigures:
     # Tasks whose agent's token Buildkite refused at registration (JAT mode: expired, or
     # another job's).
     tasks_without_a_valid_token: int = 0
+    # FailJob sent for a job canceled after its task got its token, before the agent
+    # registered (the agent is refused and exits 27: nothing may fail the job).
+    failjob_on_canceled: int = 0
+    # Jobs whose token a fault made expire before the task started, not ended failed back
+    # with a reason naming the token (or canceled): each must be.
+    token_expired_unclear: int = 0
 
     @property
     def ok(self) -> bool:
@@ -77,6 +85,7 @@ def figures(report: WorldReport) -> SoakFigures:
             outcome["lost"] += 1
             steps = " > ".join(f"{h['state']}({h.get('by', '')})" for h in job.history)
             lost.append(f"{job.label} ({job.id}): {job.state}, task {job.task}; history {steps}")
+    expired = set(report.token_expired_jobs)
     kinds = Counter(v.split(":", 1)[0] for v in report.violations)
     counts = report.counts
     return SoakFigures(
@@ -96,6 +105,18 @@ def figures(report: WorldReport) -> SoakFigures:
         lost_jobs=lost,
         access_denied=counts.get("iam_denied", 0),
         tasks_without_a_valid_token=counts.get("tasks_without_a_valid_token", 0),
+        failjob_on_canceled=counts.get("failjob_on_canceled_before_registration", 0),
+        token_expired_unclear=sum(
+            1 for job in report.jobs if job.id in expired and not _token_reason(job)
+        ),
+    )
+
+
+def _token_reason(job: JobOutcome) -> bool:
+    """Failed back with a reason naming the token (local.fargate: the agent exits 1), or
+    canceled meanwhile."""
+    return job.state == "canceled" or (
+        job.finished_by == "stack" and "job acquisition token" in (job.detail or "")
     )
 
 
@@ -109,6 +130,15 @@ def print_figures(result: SoakFigures, report: WorldReport, out: TextIO) -> None
         "ECS events duplicated": counts.get("events_duplicated", 0),
         "ECS events delivered late": counts.get("events_delayed", 0),
         "RunTask retries inside botocore": report.aws_retries.get("ecs.RunTask", 0),
+        "jobs a token request left in not_issued": round(
+            report.metrics.get("JobTokens[not_issued]", 0)
+        ),
+        "jobs no longer held when asked (no token, no task)": round(
+            report.metrics.get("JobTokens[not_reserved]", 0)
+        ),
+        "tasks whose token expired before registering": counts.get(
+            "tasks_whose_token_expired_first", 0
+        ),
         "stack updates mid-run": counts.get("stack_updates", 0),
         "launches before the update": counts.get("launched_before_update", 0),
         "launches after it": counts.get("launched_after_update", 0),
@@ -133,6 +163,8 @@ def print_figures(result: SoakFigures, report: WorldReport, out: TextIO) -> None
         ("DLQ records unaccounted for (must be 0)", result.dlq_unaccounted),
         ("calls IAM denied (must be 0)", result.access_denied),
         ("tasks started without a valid token (must be 0)", result.tasks_without_a_valid_token),
+        ("FailJob on jobs canceled at task start (must be 0)", result.failjob_on_canceled),
+        ("token expired, not failed back naming it (must be 0)", result.token_expired_unclear),
     ]
     for name, n in rows:
         print(f"  {name:<52} {n:>6}", file=out)

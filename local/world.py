@@ -313,7 +313,6 @@ class Plumbing:
             "events_delivered": self.bridge.delivered,
             "events_dead_lettered": len(self.bridge.dead_letters),
             "event_retry_records": self.event_retries.stats.records,
-            "tasks_without_a_valid_token": self.fargate.agent.tokens_refused,
             "event_source_errors": sum(
                 s.stats.receive_errors for s in (*self.launches, self.gave_up, self.event_retries)
             ),
@@ -329,6 +328,9 @@ class World:
         # Faults injected by kind (soak only), and DLQ/parked records nobody handled.
         self.faults: Counter[str] = Counter()
         self.dlq_left = self.events_left = self.parked = 0
+        # Jobs the soak canceled as their task started, before its agent registered, and
+        # when (the emulator's clock, as its call log writes it).
+        self.canceled_before_registration: dict[str, str] = {}
         # The deployed version: moves on with a mid-run update (containers started after it
         # run the new environment). When it happened (time.time()), and the stack as updated.
         self.generation = 0
@@ -532,6 +534,7 @@ class World:
             failure_of=failure_of,
             timing=timing,
             pull_secrets=_secrets_puller(ids),
+            before_agent=self._cancel_before_registration(emu, chaos) if chaos else None,
         )
         return Plumbing(
             launches=[
@@ -685,12 +688,57 @@ class World:
             if c["endpoint"] and not c["endpoint"].startswith("agent-")
         ]
         report.stacks_calls = dict(Counter(c["endpoint"] for c in calls))
-        report.jats = [
-            t["token"] for t in self.control(emu, "GET", "job-acquisition-tokens")["tokens"]
-        ]
+        self._token_outcomes(emu, report, plumbing.fargate, calls)
         for call in calls:
             report.stacks_latency_ms.setdefault(call["endpoint"], []).append(call["duration_ms"])
         return report
+
+    def _token_outcomes(
+        self,
+        emu: Emulator,
+        report: WorldReport,
+        fargate: SimulatedFargate,
+        calls: list[dict[str, Any]],
+    ) -> None:
+        """What the token faults did, and the figures that must stay 0 under them: a task
+        refused its token that no fault made expire, a FailJob for a job canceled as its
+        task started."""
+        jats = self.control(emu, "GET", "job-acquisition-tokens")
+        report.jats = [t["token"] for t in jats["tokens"]]
+        short = {t["token"] for t in jats["tokens"] if t["fault"] == "short_lifetime"}
+        refused = list(fargate.agent.refused)
+        report.token_expired_jobs = sorted({job for job, token in refused if token in short})
+        withheld = Counter(w["fault"] for w in jats["withheld"])
+        for kind in ("not_issued", "reservation_lost"):
+            self.faults[f"jat.{kind}"] += withheld[kind]
+        self.faults["jat.short_lifetime"] += len(short)
+        self.faults["cancel.before_registration"] += len(self.canceled_before_registration)
+        canceled = self.canceled_before_registration
+        report.counts.update(
+            tasks_without_a_valid_token=sum(token not in short for _, token in refused),
+            tasks_whose_token_expired_first=sum(token in short for _, token in refused),
+            failjob_on_canceled_before_registration=sum(
+                1
+                for c in calls
+                if c["endpoint"] == "finish-job"
+                and any(job in canceled and c["at"] >= canceled[job] for job in c["job_uuids"])
+            ),
+        )
+
+    def _cancel_before_registration(self, emu: Emulator, plan: ChaosPlan) -> Callable[[str], None]:
+        """The user cancels a job as its task starts: after the launcher issued its token
+        and started the task, before the agent registers."""
+        rng = plan.rng("cancel-before-registration")
+
+        def cancel(job: str) -> None:
+            if rng.random() >= plan.cancel_before_registration:
+                return
+            if self.control(emu, "GET", f"jobs/{job}")["state"] not in ("scheduled", "reserved"):
+                return
+            view = self.control(emu, "POST", f"jobs/{job}/cancel")
+            self.canceled_before_registration[job] = view["history"][-1]["at"]
+
+        return cancel
 
     def _watch(self, emu: Emulator, plumbing: Plumbing, feeder: threading.Thread) -> None:
         """Run Fargate and show progress until every job settles (or the timeout)."""

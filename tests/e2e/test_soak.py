@@ -15,7 +15,7 @@ from local.world import World, WorldOptions
 
 SEED = 20261128
 # Minutes, not seconds: `make test-fast` skips it (slow); `make test` and CI run it.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +28,17 @@ def soak(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object, str]
         poller_crash_after_reserve=0.02,
         duplicate_delivery=0.05,
         cancel_fraction=0.03,
+        # Token faults and cancels as tasks start often enough that 150 jobs meet each.
+        jat_fault_every=3.0,
+        cancel_before_registration=0.05,
     )
     opts = WorldOptions(
         jobs=150,
         pause_seconds=0,
         reservation_expiry=60,
         chaos=plan,
-        timeout=220,
+        # The token faults' retries (20 s each) lengthen the tail.
+        timeout=300,
         out_dir=tmp_path_factory.mktemp("soak"),
     )
     report = World(opts, io.StringIO()).run()
@@ -52,6 +56,27 @@ def test_nothing_is_lost_launched_twice_or_failed_back_after_the_agent_took_it(
     assert result.double_launches == 0, console  # type: ignore[attr-defined]
     assert result.failjob_on_acquired == 0, console  # type: ignore[attr-defined]
     assert result.dlq_unaccounted == 0, console  # type: ignore[attr-defined]
+    assert result.tasks_without_a_valid_token == 0, console  # type: ignore[attr-defined]
+
+
+def test_token_faults_and_cancels_as_tasks_start_were_injected_and_handled(
+    soak: tuple[object, object, str],
+) -> None:
+    result, report, console = soak
+    faults = result.faults  # type: ignore[attr-defined]
+    for kind in ("not_issued", "reservation_lost", "short_lifetime"):
+        assert faults.get(f"jat.{kind}", 0) > 0, console
+    assert faults.get("cancel.before_registration", 0) > 0, console
+    metrics = report.metrics  # type: ignore[attr-defined]
+    # both of the launcher's answers to a job without a token: retried, and acknowledged
+    assert metrics.get("JobTokens[not_issued]", 0) > 0, console
+    assert metrics.get("JobTokens[not_reserved]", 0) > 0, console
+    # tokens expired before their task started: each such job failed back naming it
+    assert report.counts["tasks_whose_token_expired_first"] > 0, console  # type: ignore[attr-defined]
+    assert report.token_expired_jobs, console  # type: ignore[attr-defined]
+    assert result.token_expired_unclear == 0, console  # type: ignore[attr-defined]
+    # jobs canceled as their task started: the agent was refused and nothing failed them
+    assert result.failjob_on_canceled == 0, console  # type: ignore[attr-defined]
 
 
 def test_faults_of_every_source_were_injected(soak: tuple[object, object, str]) -> None:

@@ -106,3 +106,27 @@ def test_given_a_task_whose_token_was_refused_then_the_soak_fails() -> None:
     report = WorldReport(jobs=[], violations=[], metrics={}, counts=counts)
     assert figures(report).tasks_without_a_valid_token == 1
     assert not figures(report).ok
+
+
+def test_given_a_token_expired_job_failed_back_for_another_reason_then_the_soak_fails() -> None:
+    named = job("a", "finished", "stack", "Buildkite Fargate Stack: ... a job acquisition token")
+    unclear = job("b", "finished", "stack", "The agent container ran out of memory")
+    canceled = job("c", "canceled")
+    report = WorldReport(jobs=[named, unclear, canceled], violations=[], metrics={})
+    assert figures(report).ok  # no token fault met them
+    report.token_expired_jobs = ["a", "b", "c"]
+    result = figures(report)
+    assert result.token_expired_unclear == 1
+    assert not result.ok
+
+
+def test_given_a_failjob_on_a_job_canceled_as_its_task_started_then_the_soak_fails() -> None:
+    report = WorldReport(
+        jobs=[job("a", "canceled")],
+        violations=[],
+        metrics={},
+        counts={"failjob_on_canceled_before_registration": 1},
+    )
+    result = figures(report)
+    assert result.failjob_on_canceled == 1
+    assert not result.ok
