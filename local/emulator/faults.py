@@ -7,8 +7,9 @@ carry on; the first matching status, malformed_json, drop or token fault decides
 Each fault applies to `count` matching requests and then disappears.
 
 Token faults shape a job acquisition token answer that is otherwise served for real: for
-the first `jobs` jobs the stack holds, `not_issued` issues no token, `reservation_lost`
-issues none because the reservation passed to another stack (for `seconds`), and
+the first `jobs` jobs the stack holds (each job meets one token fault at most),
+`not_issued` issues no token, `reservation_lost` issues none because the reservation
+passed to another stack (for `seconds`), and
 `short_lifetime` issues tokens that expire after `seconds` (below the documented minimum:
 a task that starts later than its token lives).
 """

@@ -191,6 +191,9 @@ class State:
         self._jats: dict[str, AcquisitionToken] = {}
         # Jobs a token fault left without a token: (job uuid, fault kind).
         self.withheld_jats: list[tuple[str, str]] = []
+        # Jobs a token fault has shaped an answer for: each meets one at most, or a run's
+        # last jobs, the only ones still asking, would meet every fault (found by the soak).
+        self._token_struck: set[str] = set()
         self._seq = 0
         self.reset()
 
@@ -203,6 +206,7 @@ class State:
             self._agents_by_token.clear()
             self._jats.clear()
             self.withheld_jats.clear()
+            self._token_struck.clear()
             self._seq = 0
             self._queue(self.behaviour.default_queue_key)
 
@@ -601,7 +605,8 @@ class State:
         fault: TokenFault | None = None,
     ) -> tuple[list[AcquisitionToken], list[str]]:
         """Tokens only for jobs this stack holds reserved (docs/reference/stacks-api.md §3.9,
-        a choice); ``fault`` shapes the answer for the first ``fault.jobs`` of them."""
+        a choice); ``fault`` shapes the answer for the first ``fault.jobs`` of them that no
+        token fault has struck before."""
         with self.lock:
             now = self.tick()
             self.stack(stack_key)
@@ -622,8 +627,12 @@ class State:
                 if job is None or job.reservation is None or job.reservation.stack_key != stack_key:
                     not_issued.append(job_id)
                     continue
-                kind = fault.kind if fault is not None and shaped < fault.jobs else None
-                shaped += kind is not None
+                kind = None
+                if fault is not None and shaped < fault.jobs and job_id not in self._token_struck:
+                    kind = fault.kind
+                if kind is not None:
+                    shaped += 1
+                    self._token_struck.add(job_id)
                 expires_at = min(now + timedelta(seconds=seconds), job.reservation.expires_at)
                 if kind == "reservation_lost":
                     # Lapsed and reserved by another stack in the same instant.

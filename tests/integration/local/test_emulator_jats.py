@@ -112,6 +112,19 @@ def test_not_issued_fault_withholds_tokens_and_keeps_the_reservations(api: Api) 
     ]
 
 
+def test_a_job_meets_one_token_fault_at_most(api: Api) -> None:
+    """A run's last jobs are the only ones still asking for tokens: without this rule they
+    would meet every fault the soak adds, again and again."""
+    struck, spared = reserved(api, 2)
+    token_fault(api, "not_issued")
+    assert issue(api, [struck])["not_issued"] == [struck]
+    token_fault(api, "not_issued")
+    # the second fault passes over the struck job and shapes the next one's answer
+    answer = issue(api, [struck, spared])
+    assert answer["not_issued"] == [spared]
+    assert [t["job_uuid"] for t in answer["job_acquisition_tokens"]] == [struck]
+
+
 def test_reservation_lost_fault_hands_the_job_to_another_stack_for_a_while(api: Api) -> None:
     job, other = reserved(api, 2)
     token_fault(api, "reservation_lost", seconds=30)
