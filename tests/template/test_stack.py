@@ -17,6 +17,7 @@ from fargate_stack.settings import (
     FailureHandlerSettings,
     LauncherSettings,
     PollerSettings,
+    load,
 )
 from local.aws_world import resolve_intrinsic
 from tests.support.iam import (
@@ -350,7 +351,7 @@ def test_the_template_sets_every_setting_a_function_needs(
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, resolve_intrinsic(value, cfn_template, params, physical))
-    settings = model()
+    settings = load(model)
     assert settings.stack_key == "fargate"
 
 

@@ -63,6 +63,22 @@ def test_poller_settings_parse(env) -> None:
     assert str(settings.buildkite_api_url) == "https://agent.buildkite.com/v3/"
 
 
+def test_variables_are_read_whatever_their_case_and_booleans_as_the_template_writes_them(
+    env,
+) -> None:
+    env({**{k.lower(): v for k, v in POLLER.items()}, "Default_Queue": "true"})
+    settings = load(PollerSettings)
+    assert settings.stack_key == "fargate-prod"
+    assert settings.default_queue is True
+
+
+def test_a_comma_list_of_one_item_is_a_list_not_json(env) -> None:
+    # pydantic-settings decoded complex fields as JSON unless told not to; the plain
+    # model must read the template's comma-separated text as it is.
+    env({**LAUNCHER, "SECURITY_GROUPS": "sg-0123456789abcdef0"})
+    assert load(LauncherSettings).security_groups == ["sg-0123456789abcdef0"]
+
+
 def test_launcher_settings_parse_comma_lists(env) -> None:
     env(LAUNCHER)
     settings = load(LauncherSettings)

@@ -8,13 +8,18 @@ EventBridge delivery is retried and then dead-lettered. Nothing here drops a rec
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from fargate_stack.errors import BadInputError
-from fargate_stack.models.ecs import TaskStateChangeEvent
 from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.observability import Metric, count, logger
+
+if TYPE_CHECKING:
+    # Imported where it is used: the launcher parses launch messages only, and the event
+    # model (with Powertools' parser models) costs its cold start (docs/performance.md).
+    from fargate_stack.models.ecs import TaskStateChangeEvent
 
 # Enough of a bad body to recognise it in the logs; never the whole (possibly huge) text.
 _EXCERPT = 200
@@ -39,6 +44,8 @@ def parse_launch_message(body: str, *, message_id: str) -> LaunchMessage:
 
 def parse_task_state_change(event: object) -> TaskStateChangeEvent:
     # Found by a property test: a JSON event that is not an object has no id to name.
+    from fargate_stack.models.ecs import TaskStateChangeEvent  # noqa: PLC0415 - see above
+
     event_id = event.get("id") if isinstance(event, dict) else None
     try:
         return TaskStateChangeEvent.model_validate(event)
