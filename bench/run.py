@@ -1,7 +1,7 @@
 """Benchmark scenarios, each printing a table and writing bench/results/<scenario>.json.
 
 - ``cold-start``: import time and peak RSS of each handler module in a fresh process
-  (median of several), imported from the layer as ``sam build`` builds it (for this
+  (median of interleaved rounds), imported from the layer as ``sam build`` builds it (for this
   machine's platform, writing no bytecode, as on Lambda's read-only /opt), with and without
   the bytecode it ships; and the size of the deployed (arm64) layer.
 - ``api-calls``: Stacks API and AWS calls per launched job in a local-world run, counted
@@ -94,33 +94,37 @@ def _build_layer(artifacts: Path, platform: str) -> None:
     )
 
 
-def _import_times(layer: Path, runs: int) -> dict[str, Any]:
-    """Each handler imported from the built layer in fresh processes, both tracing modes.
-    Nothing may write bytecode (Lambda's /opt is read-only): what the layer ships is all
+def _import_times(layers: dict[str, Path], runs: int) -> dict[str, dict[str, Any]]:
+    """Each handler imported from each built layer in fresh processes, both tracing modes.
+    Nothing may write bytecode (Lambda's /opt is read-only): what a layer ships is all
     there is. boto3 comes from this interpreter's site-packages, as on Lambda from the
-    runtime's."""
-    handlers: dict[str, Any] = {}
+    runtime's. The runs are interleaved (every configuration once per round), so a slow
+    spell of a shared machine weighs on every figure alike instead of on one."""
     # Both tracing modes: the template's default (PassThrough) does not load the X-Ray SDK.
     modes = {"": "true", "_tracing_active": "false"}
-    for name, (suffix, disabled) in itertools.product(HANDLERS, modes.items()):
-        probe = _PROBE.format(layer=str(layer), function=str(ROOT / "functions" / name))
-        env = {
-            **os.environ,
-            "POWERTOOLS_TRACE_DISABLED": disabled,
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
-        samples = []
-        for _ in range(runs):
+    configs = list(itertools.product(layers.items(), HANDLERS, modes.items()))
+    samples: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for _ in range(runs):
+        for (layer_name, layer), name, (suffix, disabled) in configs:
+            probe = _PROBE.format(layer=str(layer), function=str(ROOT / "functions" / name))
+            env = {
+                **os.environ,
+                "POWERTOOLS_TRACE_DISABLED": disabled,
+                "PYTHONDONTWRITEBYTECODE": "1",
+            }
             out = subprocess.run(  # noqa: S603 - our own interpreter and probe
                 [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
             )
-            samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        handlers[name + suffix] = {
-            "import_ms_median": round(statistics.median(s["import_ms"] for s in samples), 1),
-            "max_rss_mb_median": round(statistics.median(s["max_rss_mb"] for s in samples), 1),
+            sample = json.loads(out.stdout.strip().splitlines()[-1])
+            samples.setdefault((layer_name, name + suffix), []).append(sample)
+    result: dict[str, dict[str, Any]] = {}
+    for (layer_name, handler), taken in samples.items():
+        result.setdefault(layer_name, {})[handler] = {
+            "import_ms_median": round(statistics.median(s["import_ms"] for s in taken), 1),
+            "max_rss_mb_median": round(statistics.median(s["max_rss_mb"] for s in taken), 1),
             "runs": runs,
         }
-    return handlers
+    return result
 
 
 def cold_start(runs: int) -> dict[str, Any]:
@@ -133,11 +137,11 @@ def cold_start(runs: int) -> dict[str, Any]:
         zipped = Path(archive).stat().st_size
         local = Path(tmp) / "local"
         _build_layer(local, f"manylinux2014_{platform.machine()}")
-        handlers = _import_times(local / "python", runs)
         # The layer as it shipped before it carried bytecode: every module compiled at import.
-        for cache in list((local / "python").rglob("__pycache__")):
-            shutil.rmtree(cache)
-        without = _import_times(local / "python", runs)
+        bare = Path(tmp) / "bare"
+        shutil.copytree(local / "python", bare, ignore=shutil.ignore_patterns("__pycache__"))
+        times = _import_times({"with": local / "python", "without": bare}, runs)
+    handlers, without = times["with"], times["without"]
     for name, figures in handlers.items():
         figures["import_ms_median_without_bytecode"] = without[name]["import_ms_median"]
     return {
@@ -414,7 +418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--arrivals", type=int, default=60, help="jobs for dispatch-latency")
     parser.add_argument("--arrival-interval", type=float, default=0.5, help="seconds")
     parser.add_argument("--poll-interval", type=int, default=1, help="seconds")
-    parser.add_argument("--runs", type=int, default=5, help="fresh processes per handler")
+    parser.add_argument(
+        "--runs", type=int, default=15, help="interleaved rounds of fresh processes"
+    )
     parser.add_argument("--jobs", type=int, default=200, help="ordinary jobs for api-calls")
     parser.add_argument("--burst-jobs", type=int, default=2000, help="jobs for burst")
     args = parser.parse_args(argv)
@@ -422,7 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="No application metrics", category=UserWarning)
     if args.scenario in ("all", "cold-start"):
         result = cold_start(args.runs)
-        print(f"cold start (median of {args.runs} fresh processes, Python {result['python']}):")
+        rounds, python = args.runs, result["python"]
+        print(f"cold start (median of {rounds} interleaved fresh processes, Python {python}):")
         for name, figures in result["handlers"].items():
             print(
                 f"  {name:<16} import {figures['import_ms_median']:>6.1f} ms "
