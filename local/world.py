@@ -835,6 +835,11 @@ class World:
         q = self.opts.queue
         gaps = random.Random(self.opts.seed)  # noqa: S311 - arrival times, not secrets
         for i in range(self.opts.feed_jobs):
+            if self.opts.update_midway and i == self.opts.feed_jobs - 1:
+                # The last arrival comes after the deploy, so some launch runs the new version
+                # however long the update takes (on a loaded machine it outlasted the rest
+                # of the feed, found by the e2e test).
+                self._wait_for_update()
             spec = {
                 "queue_key": q,
                 "priority": 0,
@@ -845,6 +850,11 @@ class World:
             self.created[created["id"]] = created
             self.labels[created["id"]] = f"arrival {i + 1}"
             time.sleep(gaps.expovariate(1 / self.opts.feed_interval))
+
+    def _wait_for_update(self) -> None:
+        deadline = time.monotonic() + self.opts.timeout
+        while self.updated_at is None and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _states(self, emu: Emulator) -> dict[str, str]:
         jobs = self.control(emu, "GET", "jobs")["jobs"]
