@@ -59,6 +59,8 @@ TERMINAL = frozenset({"finished", "canceled", "expired", "skipped", "broken", "t
 STATE_CHECK_SECONDS = 0.5
 # The demo pipeline the local world gives its own task role (PipelineTaskRoles): a fixed
 # uuid, as Buildkite's pipeline uuids are, and a role under a path of the operator's choice.
+# What the demo's second build asks for with disk= (docs/configuration.md).
+DEMO_DISK_GIB = 50
 DEPLOY_PIPELINE = {"slug": "deploy-app", "uuid": "5b0f6c1e-8d2a-4f3b-9c7e-2a1d4e6f8b90"}
 DEPLOY_ROLE_PATH, DEPLOY_ROLE_NAME = "/buildkite-pipeline/", "deploy-app"
 DEPLOY_LABEL = "deploys as its pipeline role"
@@ -169,9 +171,12 @@ def workload(opts: WorldOptions) -> list[tuple[str, dict[str, Any]]]:
     for i in range(opts.jobs):
         command = "exit 1" if i % 5 == 4 else f"echo part {i + 1} ok"
         failure = opts.chaos.failure_for(dice) if opts.chaos and dice else Failure.NONE
-        named.append(
-            (f"build part {i + 1}", job(command, priority=(0, 5, 1)[i % 3], failure=failure))
-        )
+        # The second asks for more disk (AllowSizeOverrides is on here): RunTask's
+        # ephemeral storage override.
+        disk = i == 1
+        rules = [f"queue={q}", "os=linux", f"disk={DEMO_DISK_GIB}"] if disk else None
+        label = f"build part {i + 1}" + (f" ({DEMO_DISK_GIB} GiB disk)" if disk else "")
+        named.append((label, job(command, priority=(0, 5, 1)[i % 3], failure=failure, rules=rules)))
     named += [
         ("needs a GPU (not for this stack)", job("nvidia-smi", rules=[f"queue={q}", "gpu=true"])),
         ("image cannot be pulled", job("true", failure=Failure.IMAGE_PULL)),
@@ -369,6 +374,7 @@ class World:
             "MaxInFlight": str(o.max_in_flight),
             "LauncherMaxConcurrency": str(o.launcher_concurrency),
             "AgentTokenMode": o.agent_token_mode,
+            "AllowSizeOverrides": "true",
             **({"PipelineTaskRoles": self._pipeline_roles} if self._template_maps_role() else {}),
         }
 

@@ -5,6 +5,7 @@ docs/design.md intact and each hard case handled as a user would expect."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,14 @@ import pytest
 from local.emf import poll_times
 from local.outcome import JobOutcome, WorldReport, overlapping_polls
 from local.report import write
-from local.world import DEPLOY_LABEL, DEPLOY_ROLE_NAME, DEPLOY_ROLE_PATH, World, WorldOptions
+from local.world import (
+    DEMO_DISK_GIB,
+    DEPLOY_LABEL,
+    DEPLOY_ROLE_NAME,
+    DEPLOY_ROLE_PATH,
+    World,
+    WorldOptions,
+)
 
 # The whole local world: `make test-fast` skips it (slow); `make test` and CI run it.
 pytestmark = pytest.mark.slow
@@ -139,6 +147,23 @@ def test_ordinary_jobs_ran_on_their_own_task(report: tuple[WorldReport, Path, st
         assert job.dispatch_ms is not None
     assert len({j.task for j in ordinary}) == 4
     assert by_label(result, "build part 1").exit_status == 0
+
+
+def test_a_job_asking_for_disk_got_it_as_its_run_task_override(
+    report: tuple[WorldReport, Path, str],
+) -> None:
+    result, _, _ = report
+    by_job = {
+        env["value"]: overrides
+        for overrides in map(json.loads, result.evidence["task overrides"])
+        for env in overrides["containerOverrides"][0]["environment"]
+        if env["name"] == "BUILDKITE_AGENT_ACQUIRE_JOB"
+    }
+    asked = by_label(result, f"build part 2 ({DEMO_DISK_GIB} GiB disk)")
+    assert asked.state == "finished" and asked.finished_by == "agent", asked
+    assert by_job[asked.id]["ephemeralStorage"] == {"sizeInGiB": DEMO_DISK_GIB}
+    # the others run with the task definition's own storage: nothing sent
+    assert "ephemeralStorage" not in by_job[by_label(result, "build part 1").id]
 
 
 def test_an_image_pull_failure_is_failed_back_with_the_reason(

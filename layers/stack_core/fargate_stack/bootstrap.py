@@ -200,6 +200,7 @@ def launcher() -> LauncherWiring:
             security_groups=settings.security_groups,
             assign_public_ip=settings.assign_public_ip,
             allow_size_overrides=settings.allow_size_overrides,
+            default_disk_gib=settings.default_ephemeral_storage_gib,
             pipeline_task_roles=settings.pipeline_task_roles,
         ),
         strategy=settings.capacity_strategy,

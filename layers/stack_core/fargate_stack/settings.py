@@ -109,7 +109,9 @@ class LauncherSettings(CommonSettings):
     capacity_strategy: CapacityStrategy
     default_cpu: int
     default_memory: int
-    # Whether jobs may ask for cpu=/memory= via agent query rules.
+    # DefaultEphemeralStorageGiB: 20 is Fargate's default (docs/reference/aws.md §B.5).
+    default_ephemeral_storage_gib: int = Field(default=20, ge=20, le=200)
+    # Whether jobs may ask for cpu=/memory=/disk= via agent query rules.
     allow_size_overrides: bool = False
     # No RunTask with less of the invocation left (usecases/launch.py says why).
     run_task_margin_seconds: float = Field(default=10.0, ge=0, le=60)

@@ -93,11 +93,38 @@ def test_size_from_rules() -> None:
     assert result.describe() == "2048 CPU units / 8192 MiB, spot"
 
 
+def test_disk_from_a_rule_is_the_run_task_ephemeral_storage_override() -> None:
+    result = spec(["queue=fargate", "disk=50"])
+    assert result.overrides()["ephemeralStorage"] == {"sizeInGiB": 50}
+    assert result.describe() == "1024 CPU units / 2048 MiB, 50 GiB disk, spot"
+    # without the rule the task definition's own storage applies: nothing is sent
+    assert "ephemeralStorage" not in spec(["queue=fargate"]).overrides()
+    assert "ephemeralStorage" not in spec(["queue=fargate", "disk=*"]).overrides()
+
+
+@pytest.mark.parametrize("disk", ["20", "201", "0", "-5"])
+def test_a_disk_outside_fargates_range_is_failed_back_naming_it(disk: str) -> None:
+    # Fargate takes 21-200 GiB (docs/reference/aws.md §B.5); 20 is its default, never sent.
+    with pytest.raises(LaunchRejectedError, match="21-200 GiB") as caught:
+        spec(["queue=fargate", f"disk={disk}"])
+    assert caught.value.reason is LaunchRejection.INVALID_SIZE
+
+
+def test_a_disk_needs_the_operators_permission_and_the_reason_names_the_default() -> None:
+    locked = dataclasses.replace(CONFIG, allow_size_overrides=False, default_disk_gib=40)
+    with pytest.raises(LaunchRejectedError) as caught:
+        spec(["queue=fargate", "disk=100"], config=locked)
+    assert caught.value.reason is LaunchRejection.SIZE_NOT_ALLOWED
+    assert "40 GiB of disk" in caught.value.detail
+    assert "AllowSizeOverrides" in caught.value.detail
+
+
 @pytest.mark.parametrize(
     ("rules", "reason", "message"),
     [
         (["cpu=2048", "memory=1024"], LaunchRejection.INVALID_SIZE, "needs memory between"),
         (["cpu=lots"], LaunchRejection.INVALID_SIZE, "not a number"),
+        (["disk=big"], LaunchRejection.INVALID_SIZE, "not a number"),
         (["task-definition=big"], LaunchRejection.TASK_DEFINITION_NOT_ALLOWED, "its image"),
     ],
 )

@@ -59,8 +59,13 @@ _ROLE_ARN = re.compile(
     r"arn:aws[a-z-]*:iam::[0-9]{12}:role/(?:[A-Za-z0-9_+.@-]+/)*[A-Za-z0-9_+.@-]+"
 )
 
-SIZE_RULES = ("cpu", "memory")
+SIZE_RULES = ("cpu", "memory", "disk")
 TASK_DEFINITION_RULE = "task-definition"
+# Fargate's ephemeral storage (docs/reference/aws.md §B.5): 20 GiB unless the task definition
+# or RunTask sets 21-200 GiB. 20 means "the default": it is never sent.
+FARGATE_DEFAULT_DISK_GIB = 20
+DISK_MIN_GIB = 21
+DISK_MAX_GIB = 200
 
 
 class Capacity(StrEnum):
@@ -129,6 +134,8 @@ class LaunchConfig:
     security_groups: Sequence[str]
     assign_public_ip: bool
     allow_size_overrides: bool = False
+    # DefaultEphemeralStorageGiB (set in the task definition; here for the messages).
+    default_disk_gib: int = FARGATE_DEFAULT_DISK_GIB
     # PipelineTaskRoles: pipeline uuid (lower case) -> task role ARN; empty = every job runs
     # as the task definition's own task role.
     pipeline_task_roles: Mapping[str, str] = field(default_factory=dict)
@@ -213,14 +220,18 @@ class LaunchSpec:
     agent_token: SecretStr | None = None
     # The pipeline's task role (PipelineTaskRoles), or None for the definition's own.
     task_role_arn: str | None = None
+    # A job's disk= (GiB, RunTask's ephemeral storage override), or None for the definition's.
+    disk_gib: int | None = None
 
     def overrides(self) -> dict[str, object]:
         environment = list(self.environment)
         if self.agent_token is not None:
             environment.append((AGENT_TOKEN_ENV, self.agent_token.get_secret_value()))
         role = {"taskRoleArn": self.task_role_arn} if self.task_role_arn else {}
+        disk = {"ephemeralStorage": {"sizeInGiB": self.disk_gib}} if self.disk_gib else {}
         return {
             **role,
+            **disk,
             "cpu": str(self.cpu),
             "memory": str(self.memory),
             "containerOverrides": [
@@ -256,7 +267,8 @@ class LaunchSpec:
     def describe(self) -> str:
         """The stack notification a developer sees on the job while the task starts."""
         kind = "spot" if self.capacity is Capacity.SPOT else "on-demand"
-        return f"{self.cpu} CPU units / {self.memory} MiB, {kind}"
+        disk = f", {self.disk_gib} GiB disk" if self.disk_gib else ""
+        return f"{self.cpu} CPU units / {self.memory} MiB{disk}, {kind}"
 
 
 def parse_rules(rules: Sequence[str]) -> dict[str, str]:
@@ -296,7 +308,8 @@ def _size(config: LaunchConfig, rules: Mapping[str, str]) -> tuple[int, int]:
         raise LaunchRejectedError(
             LaunchRejection.SIZE_NOT_ALLOWED,
             f"this stack does not allow jobs to choose their size ({', '.join(asked)}= given); "
-            f"it runs every job at {config.default_cpu} CPU units / {config.default_memory} MiB",
+            f"it runs every job at {config.default_cpu} CPU units / {config.default_memory} MiB "
+            f"with {config.default_disk_gib} GiB of disk (AllowSizeOverrides)",
         )
     cpu = _int_rule(rules, "cpu", config.default_cpu) if "cpu" in asked else config.default_cpu
     memory = (
@@ -309,6 +322,21 @@ def _size(config: LaunchConfig, rules: Mapping[str, str]) -> tuple[int, int]:
     except InvalidTaskSizeError as exc:
         raise LaunchRejectedError(LaunchRejection.INVALID_SIZE, str(exc)) from None
     return cpu, memory
+
+
+def _disk(rules: Mapping[str, str]) -> int | None:
+    """A job's disk= in GiB, checked against Fargate's range, or None (the task definition's
+    own: DefaultEphemeralStorageGiB). ``_size`` has already refused it when not allowed."""
+    if rules.get("disk") in (None, "", "*"):
+        return None
+    disk = _int_rule(rules, "disk", FARGATE_DEFAULT_DISK_GIB)
+    if not DISK_MIN_GIB <= disk <= DISK_MAX_GIB:
+        raise LaunchRejectedError(
+            LaunchRejection.INVALID_SIZE,
+            f"agent query rule disk={disk}: Fargate gives a task {DISK_MIN_GIB}-{DISK_MAX_GIB} "
+            f"GiB of ephemeral storage ({FARGATE_DEFAULT_DISK_GIB} GiB without the rule)",
+        )
+    return disk
 
 
 def _task_definition(config: LaunchConfig, rules: Mapping[str, str]) -> str:
@@ -359,6 +387,7 @@ def build_launch_spec(
     which picks the task role (``task_role_for``)."""
     rules = parse_rules(agent_query_rules)
     cpu, memory = _size(config, rules)
+    disk = _disk(rules)
     task_definition = _task_definition(config, rules)
     environment = (
         (ACQUIRE_JOB_ENV, job_uuid),
@@ -388,6 +417,7 @@ def build_launch_spec(
         tags=tags,
         agent_token=agent_token,
         task_role_arn=task_role_for(config, pipeline_uuid),
+        disk_gib=disk,
     )
     size = len(json.dumps(spec.overrides(), separators=(",", ":")))
     if size > OVERRIDES_MAX_CHARS:

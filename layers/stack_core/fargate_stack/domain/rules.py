@@ -21,7 +21,7 @@ _ANY_VALUE = frozenset({WILDCARD, ""})
 # definition (as Buildkite's on-demand scheduler allowed), and the launcher decides whether
 # it may. Matching ignores them, so a job asking for something not allowed is failed back
 # with the reason instead of being skipped and left waiting forever.
-LAUNCH_OPTION_KEYS = frozenset({"cpu", "memory", "task-definition"})
+LAUNCH_OPTION_KEYS = frozenset({"cpu", "memory", "disk", "task-definition"})
 
 # Spellings of "the cluster's default queue" (docs/reference/stacks-api.md §8.2: docs say
 # __default__, the Go client says _default). A stack registered with either serves jobs that
