@@ -817,6 +817,12 @@ def _patch_for_moto(cfn: dict[str, Any]) -> dict[str, Any]:
     return cfn
 
 
+# The local world's git checkout key (not a real key): the leak tests look for it.
+GIT_SSH_KEY = (
+    "-----BEGIN RSA PRIVATE KEY-----\nlocal-world-not-a-key\n-----END RSA PRIVATE KEY-----"
+)
+
+
 def provision(endpoint_url: str, parameters: Mapping[str, str], token: str) -> AwsWorld:
     """Create the secret, the network lookups and the stack; return what the handlers need."""
     ec2 = PLUMBING.client("ec2", region_name=REGION)
@@ -824,6 +830,11 @@ def provision(endpoint_url: str, parameters: Mapping[str, str], token: str) -> A
     security_group = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
     secret_arn = PLUMBING.client("secretsmanager", region_name=REGION).create_secret(
         Name="buildkite/fargate/cluster-token", SecretString=token
+    )["ARN"]
+    # A checkout key (GitSshKeySecretArn), so every task's secrets are read with the task
+    # execution role, under IAM, as Fargate would.
+    git_key_arn = PLUMBING.client("secretsmanager", region_name=REGION).create_secret(
+        Name="buildkite/fargate/git-deploy-key", SecretString=GIT_SSH_KEY
     )["ARN"]
     s3 = PLUMBING.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=ARTIFACT_BUCKET)
@@ -833,6 +844,7 @@ def provision(endpoint_url: str, parameters: Mapping[str, str], token: str) -> A
     values = {
         "ClusterTokenSecretArn": secret_arn,
         "AgentTokenSecretArn": secret_arn,
+        "GitSshKeySecretArn": git_key_arn,
         "Subnets": subnet,
         "SecurityGroups": security_group,
         **parameters,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from local.aws_world import GIT_SSH_KEY
 from local.emf import poll_times
 from local.outcome import JobOutcome, WorldReport, overlapping_polls
 from local.report import write
@@ -223,9 +224,12 @@ def test_the_token_never_leaves_secrets_manager(report: tuple[WorldReport, Path,
         k: len(v) for k, v in channels.items()
     }
     assert '"_aws"' in log
-    for channel, texts in channels.items():
-        leaks = [text[:200] for text in texts if token in text]
-        assert not leaks, f"the token leaked into {channel}: {leaks}"
+    # The git checkout key (GitSshKeySecretArn, read by the execution role for every task's
+    # secrets: each ordinary job finishing proves that read) leaks nowhere either.
+    for secret in (token, GIT_SSH_KEY):
+        for channel, texts in channels.items():
+            leaks = [text[:200] for text in texts if secret in text]
+            assert not leaks, f"a secret leaked into {channel}: {leaks}"
 
 
 def test_each_task_got_its_own_jobs_token_and_no_other_store_holds_one(

@@ -173,9 +173,17 @@ def test_pass_role_only_for_the_two_task_roles_and_only_to_ecs_tasks(
     }
 
 
+GIT_KEY = "arn:aws:secretsmanager:us-east-1:123456789012:secret:git-deploy-key-AbCdEf"
+
+
+@pytest.mark.parametrize("git_key", ["", GIT_KEY])
 @pytest.mark.parametrize("mode", ["job-acquisition-token", "agent-token"])
-def test_secrets_are_readable_only_by_who_needs_them(cfn_template: Template, mode: str) -> None:
-    values = parameter_values(cfn_template, **SAMPLE_PARAMETERS, AgentTokenMode=mode)
+def test_secrets_are_readable_only_by_who_needs_them(
+    cfn_template: Template, mode: str, git_key: str
+) -> None:
+    values = parameter_values(
+        cfn_template, **SAMPLE_PARAMETERS, AgentTokenMode=mode, GitSshKeySecretArn=git_key
+    )
     readers: dict[str, list[Any]] = {}
     for role in resources(cfn_template, "AWS::IAM::Role"):
         for s in statements(cfn_template, role, values):
@@ -183,10 +191,13 @@ def test_secrets_are_readable_only_by_who_needs_them(cfn_template: Template, mod
                 readers.setdefault(role, []).append(s["Resource"])
     functions = {"PollerFunctionRole", "LauncherFunctionRole", "FailureHandlerFunctionRole"}
     # With job acquisition tokens no task reads a token secret (issue #13).
-    tasks = {"AgentExecutionRole"} if mode == "agent-token" else set()
+    # The git SSH key: the task execution role reads it for the task definition's secrets.
+    task_secrets = [{"Ref": "AgentTokenSecretArn"}] if mode == "agent-token" else []
+    task_secrets += [{"Ref": "GitSshKeySecretArn"}] if git_key else []
+    tasks = {"AgentExecutionRole"} if task_secrets else set()
     assert set(readers) == functions | tasks
     if tasks:
-        assert readers["AgentExecutionRole"] == [{"Ref": "AgentTokenSecretArn"}]
+        assert readers["AgentExecutionRole"] == task_secrets
     for role in functions:
         assert readers[role] == [{"Ref": "ClusterTokenSecretArn"}]
     # The job's own code (task role) can read nothing.

@@ -1,0 +1,42 @@
+"""Given GitSshKeySecretArn, when the template deploys, then the agent container gets the key
+as SSH_PRIVATE_RSA_KEY from the task definition's secrets (the image's ssh-env-config.sh
+writes it to ~/.ssh/id_rsa: docs/reference/aws.md §A.9), beside the agent token in
+agent-token mode, and nothing without it. Never an override: no launch, log or event
+carries it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.template import deployed_resources, parameter_values
+
+KEY = "arn:aws:secretsmanager:us-east-1:123456789012:secret:git-deploy-key-AbCdEf"
+TOKEN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:agent-token-AbCdEf"
+
+
+@pytest.mark.parametrize(
+    ("mode", "key", "names"),
+    [
+        ("job-acquisition-token", "", []),
+        ("job-acquisition-token", KEY, ["SSH_PRIVATE_RSA_KEY"]),
+        ("agent-token", "", ["BUILDKITE_AGENT_TOKEN"]),
+        ("agent-token", KEY, ["BUILDKITE_AGENT_TOKEN", "SSH_PRIVATE_RSA_KEY"]),
+    ],
+)
+def test_the_agent_container_gets_the_key_from_the_task_definitions_secrets(
+    cfn_template: dict[str, Any], mode: str, key: str, names: list[str]
+) -> None:
+    params = parameter_values(
+        cfn_template, AgentTokenMode=mode, GitSshKeySecretArn=key, AgentTokenSecretArn=TOKEN
+    )
+    task = deployed_resources(cfn_template, params)["AgentTaskDefinition"]["Properties"]
+    (agent,) = task["ContainerDefinitions"]
+    secrets = agent.get("Secrets", [])
+    assert [s["Name"] for s in secrets] == names
+    if key:
+        (ssh,) = [s for s in secrets if s["Name"] == "SSH_PRIVATE_RSA_KEY"]
+        assert ssh["ValueFrom"] == {"Ref": "GitSshKeySecretArn"}
+    # the key is never a plain environment value
+    assert all("SSH" not in e["Name"] for e in agent["Environment"])
