@@ -817,7 +817,9 @@ def _patch_for_moto(cfn: dict[str, Any]) -> dict[str, Any]:
     return cfn
 
 
-# The local world's git checkout key (not a real key): the leak tests look for it.
+# The local world's git checkout key and HTTPS credentials (not real ones): the leak tests
+# look for them.
+GIT_CREDENTIALS = "https://x-access-token:local-world-not-a-token@github.com"
 GIT_SSH_KEY = (
     "-----BEGIN RSA PRIVATE KEY-----\nlocal-world-not-a-key\n-----END RSA PRIVATE KEY-----"
 )
@@ -831,10 +833,14 @@ def provision(endpoint_url: str, parameters: Mapping[str, str], token: str) -> A
     secret_arn = PLUMBING.client("secretsmanager", region_name=REGION).create_secret(
         Name="buildkite/fargate/cluster-token", SecretString=token
     )["ARN"]
-    # A checkout key (GitSshKeySecretArn), so every task's secrets are read with the task
-    # execution role, under IAM, as Fargate would.
-    git_key_arn = PLUMBING.client("secretsmanager", region_name=REGION).create_secret(
+    # Checkout secrets (GitSshKeySecretArn, GitCredentialsSecretArn), so every task's secrets
+    # are read with the task execution role, under IAM, as Fargate would.
+    secrets = PLUMBING.client("secretsmanager", region_name=REGION)
+    git_key_arn = secrets.create_secret(
         Name="buildkite/fargate/git-deploy-key", SecretString=GIT_SSH_KEY
+    )["ARN"]
+    git_credentials_arn = secrets.create_secret(
+        Name="buildkite/fargate/git-credentials", SecretString=GIT_CREDENTIALS
     )["ARN"]
     s3 = PLUMBING.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=ARTIFACT_BUCKET)
@@ -845,6 +851,7 @@ def provision(endpoint_url: str, parameters: Mapping[str, str], token: str) -> A
         "ClusterTokenSecretArn": secret_arn,
         "AgentTokenSecretArn": secret_arn,
         "GitSshKeySecretArn": git_key_arn,
+        "GitCredentialsSecretArn": git_credentials_arn,
         "Subnets": subnet,
         "SecurityGroups": security_group,
         **parameters,

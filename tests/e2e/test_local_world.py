@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from local.aws_world import GIT_SSH_KEY
+from local.aws_world import GIT_CREDENTIALS, GIT_SSH_KEY
 from local.emf import poll_times
 from local.outcome import JobOutcome, WorldReport, overlapping_polls
 from local.report import write
@@ -224,9 +224,9 @@ def test_the_token_never_leaves_secrets_manager(report: tuple[WorldReport, Path,
         k: len(v) for k, v in channels.items()
     }
     assert '"_aws"' in log
-    # The git checkout key (GitSshKeySecretArn, read by the execution role for every task's
-    # secrets: each ordinary job finishing proves that read) leaks nowhere either.
-    for secret in (token, GIT_SSH_KEY):
+    # The git checkout key and credentials (read by the execution role for every task's
+    # secrets: each ordinary job finishing proves that read) leak nowhere either.
+    for secret in (token, GIT_SSH_KEY, GIT_CREDENTIALS):
         for channel, texts in channels.items():
             leaks = [text[:200] for text in texts if secret in text]
             assert not leaks, f"a secret leaked into {channel}: {leaks}"

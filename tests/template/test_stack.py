@@ -174,15 +174,21 @@ def test_pass_role_only_for_the_two_task_roles_and_only_to_ecs_tasks(
 
 
 GIT_KEY = "arn:aws:secretsmanager:us-east-1:123456789012:secret:git-deploy-key-AbCdEf"
+GIT_CREDS = "arn:aws:secretsmanager:us-east-1:123456789012:secret:git-credentials-AbCdEf"
 
 
+@pytest.mark.parametrize("git_creds", ["", GIT_CREDS])
 @pytest.mark.parametrize("git_key", ["", GIT_KEY])
 @pytest.mark.parametrize("mode", ["job-acquisition-token", "agent-token"])
 def test_secrets_are_readable_only_by_who_needs_them(
-    cfn_template: Template, mode: str, git_key: str
+    cfn_template: Template, mode: str, git_key: str, git_creds: str
 ) -> None:
     values = parameter_values(
-        cfn_template, **SAMPLE_PARAMETERS, AgentTokenMode=mode, GitSshKeySecretArn=git_key
+        cfn_template,
+        **SAMPLE_PARAMETERS,
+        AgentTokenMode=mode,
+        GitSshKeySecretArn=git_key,
+        GitCredentialsSecretArn=git_creds,
     )
     readers: dict[str, list[Any]] = {}
     for role in resources(cfn_template, "AWS::IAM::Role"):
@@ -194,6 +200,7 @@ def test_secrets_are_readable_only_by_who_needs_them(
     # The git SSH key: the task execution role reads it for the task definition's secrets.
     task_secrets = [{"Ref": "AgentTokenSecretArn"}] if mode == "agent-token" else []
     task_secrets += [{"Ref": "GitSshKeySecretArn"}] if git_key else []
+    task_secrets += [{"Ref": "GitCredentialsSecretArn"}] if git_creds else []
     tasks = {"AgentExecutionRole"} if task_secrets else set()
     assert set(readers) == functions | tasks
     if tasks:

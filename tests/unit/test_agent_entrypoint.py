@@ -40,6 +40,7 @@ trap quit QUIT
 trap 'echo TERM >> "$RECORD"; exit 8' TERM
 echo $$ > "$RECORD.pid"
 echo "$*" > "$RECORD.args"
+env > "$RECORD.env"
 [ -n "${EXIT_AT_ONCE:-}" ] && exit "$EXIT_AT_ONCE"
 while :; do sleep 0.05; done
 """
@@ -129,3 +130,41 @@ def test_under_dash_the_background_agent_would_start_with_quit_ignored(tmp_path:
     assert not (tmp_path / "signals").exists()
     wrapper.kill()
     wrapper.wait(timeout=5)  # the fixture ends the dummy
+
+
+GIT = shutil.which("git")
+CREDENTIALS = "https://x-access-token:not-a-token@github.com"
+
+
+@pytest.mark.skipif(GIT is None, reason="git is not installed")
+def test_git_credentials_are_stored_for_git_and_never_reach_the_agent(tmp_path: Path) -> None:
+    """GitCredentialsSecretArn: ECS puts the secret in the container's environment; the
+    script writes it where git's credential store reads it (mode 600), configures the
+    store, and the agent (and so the job) does not inherit the variable
+    (docs/reference/aws.md §A.11)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    wrapper = start(
+        tmp_path, HOME=str(home), EXIT_AT_ONCE="0", BUILDKITE_FARGATE_GIT_CREDENTIALS=CREDENTIALS
+    )
+    assert wrapper.wait(timeout=10) == 0
+    stored = home / ".git-credentials"
+    assert stored.read_text() == CREDENTIALS + "\n"
+    assert stored.stat().st_mode & 0o777 == 0o600
+    helper = subprocess.run(
+        [str(GIT), "config", "--global", "--get", "credential.helper"],
+        env={**os.environ, "HOME": str(home)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert helper.stdout.strip() == "store"
+    assert "BUILDKITE_FARGATE_GIT_CREDENTIALS" not in (tmp_path / "signals.env").read_text()
+
+
+def test_without_git_credentials_nothing_is_written(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    wrapper = start(tmp_path, HOME=str(home), EXIT_AT_ONCE="0")
+    assert wrapper.wait(timeout=10) == 0
+    assert list(home.iterdir()) == []
