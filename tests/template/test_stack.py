@@ -218,12 +218,11 @@ NO_RESOURCE_TYPE = {
     "xray:PutTraceSegments",  # docs/reference/aws.md §H.36
     "xray:PutTelemetryRecords",  # docs/reference/aws.md §H.36
 }
-# The one managed policy the stack may attach, on the one role. The task execution role keeps
-# AmazonECSTaskExecutionRolePolicy for now (ECR pulls and log writes on "*",
-# docs/reference/aws.md §H.9): an AgentImageOverride in a private ECR repository of the
-# account needs its pull rights today; issue #14 replaces it with inline statements for named
-# repositories. Any other managed policy, on any role, fails the tests below.
-ALLOWED_MANAGED_POLICIES = {("AgentExecutionRole", "AmazonECSTaskExecutionRolePolicy")}
+# No role has a managed policy. The task execution role's AmazonECSTaskExecutionRolePolicy
+# (ECR pulls and log writes on "*", docs/reference/aws.md §H.9) was replaced by inline
+# statements for the agent's log group and the named repositories (issue #14). Any managed
+# policy, on any role, fails the tests below.
+ALLOWED_MANAGED_POLICIES: set[tuple[str, str]] = set()
 # Deploys that between them take every conditional statement (X-Ray, the KMS key, each image
 # cache mode, an existing cluster).
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -236,9 +235,10 @@ PARAMETER_SETS = {
         "AgentImageCache": "existing",
         "AgentImageCachePrefix": "ecr-public",
     },
-    "no image cache, an override": {
+    "no image cache, an override from a named repository": {
         "AgentImageCache": "off",
         "AgentImageOverride": "123456789012.dkr.ecr.us-east-1.amazonaws.com/agent:1",
+        "PrivateImageRepositoryArns": "arn:aws:ecr:us-east-1:123456789012:repository/agent",
     },
 }
 
