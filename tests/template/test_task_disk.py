@@ -5,6 +5,7 @@ the default it names in its reasons."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -30,8 +31,11 @@ def test_the_parameter_takes_fargates_range_and_defaults_to_fargates_default(
     cfn_template: dict[str, Any],
 ) -> None:
     spec = cfn_template["Parameters"]["DefaultEphemeralStorageGiB"]
-    assert (spec["Type"], spec["MinValue"], spec["MaxValue"]) == ("Number", 20, 200)
-    assert str(spec["Default"]) == "20"
+    assert spec["Type"] == "String" and spec["Default"] == "20"
+    # whole GiB only: a Number with MinValue/MaxValue would take 30.5 or 020
+    pattern = re.compile(spec["AllowedPattern"])
+    assert [v for v in ("20", "21", "99", "100", "200") if not pattern.fullmatch(v)] == []
+    assert [v for v in ("19", "201", "30.5", "020", "", "0") if pattern.fullmatch(v)] == []
 
 
 def test_the_launcher_gets_the_default(cfn_template: dict[str, Any]) -> None:

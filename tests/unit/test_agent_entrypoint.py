@@ -168,3 +168,28 @@ def test_without_git_credentials_nothing_is_written(tmp_path: Path) -> None:
     wrapper = start(tmp_path, HOME=str(home), EXIT_AT_ONCE="0")
     assert wrapper.wait(timeout=10) == 0
     assert list(home.iterdir()) == []
+
+
+def test_credentials_that_cannot_be_stored_stop_the_task_before_the_agent_starts(
+    tmp_path: Path,
+) -> None:
+    """No git in the image (PATH without it): exit 78 with a line naming the parameter, and
+    no agent, rather than a checkout failing later with an authentication error."""
+    home = tmp_path / "home"
+    home.mkdir()
+    bash_only = tmp_path / "bash-only"
+    bash_only.mkdir()
+    (bash_only / "bash").symlink_to(str(BASH))
+    (bash_only / "chmod").symlink_to(str(shutil.which("chmod")))
+    wrapper = start(
+        tmp_path,
+        shell=str(bash_only / "bash"),
+        HOME=str(home),
+        EXIT_AT_ONCE="0",
+        BUILDKITE_FARGATE_GIT_CREDENTIALS=CREDENTIALS,
+        PATH=f"{tmp_path / 'bin'}{os.pathsep}{bash_only}",
+    )
+    assert wrapper.wait(timeout=10) == 78
+    assert not (tmp_path / "signals.args").exists()  # the agent never started
+    # the file was written (chmod ran); git was what failed
+    assert (home / ".git-credentials").stat().st_mode & 0o777 == 0o600

@@ -99,6 +99,9 @@ def test_launcher_settings_parse_comma_lists(env) -> None:
         ("PAGE_SIZE", "1001", "PAGE_SIZE"),
         ("AGENT_TAGS", "queue=other", "AGENT_TAGS"),
         ("AGENT_TAGS", "novalue", "AGENT_TAGS"),
+        # launch options the matcher ignores: as tags they would match every job
+        ("AGENT_TAGS", "os=linux,disk=ssd", "AGENT_TAGS: .*must not set disk"),
+        ("AGENT_TAGS", "cpu=4096", "AGENT_TAGS: .*must not set cpu"),
     ],
 )
 def test_bad_poller_values_name_the_variable(env, variable: str, value: str, message: str) -> None:

@@ -36,7 +36,7 @@ from fargate_stack.domain.launch import (
     PipelineTaskRolesError,
     parse_pipeline_task_roles,
 )
-from fargate_stack.domain.rules import parse_tags
+from fargate_stack.domain.rules import LAUNCH_OPTION_KEYS, parse_tags
 from fargate_stack.errors import ConfigurationError
 
 _STACK_KEY = r"^[A-Za-z0-9_-]{1,80}$"  # docs/reference/stacks-api.md §3.1
@@ -92,6 +92,13 @@ class PollerSettings(CommonSettings):
         tags = parse_tags(value)
         if "queue" in tags:
             raise ValueError("must not set queue; QUEUE_KEY does")
+        # The matcher ignores launch options (a job asks the launcher for them), so such a
+        # tag would match every job instead of filtering.
+        options = sorted(LAUNCH_OPTION_KEYS & set(tags))
+        if options:
+            raise ValueError(
+                f"must not set {', '.join(options)}: launch options a job asks for, not tags"
+            )
         return value
 
     @property

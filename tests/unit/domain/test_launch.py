@@ -124,7 +124,8 @@ def test_a_disk_needs_the_operators_permission_and_the_reason_names_the_default(
     [
         (["cpu=2048", "memory=1024"], LaunchRejection.INVALID_SIZE, "needs memory between"),
         (["cpu=lots"], LaunchRejection.INVALID_SIZE, "not a number"),
-        (["disk=big"], LaunchRejection.INVALID_SIZE, "not a number"),
+        (["disk=big"], LaunchRejection.INVALID_SIZE, "in whole GiB"),
+        (["disk=+60"], LaunchRejection.INVALID_SIZE, "in whole GiB"),
         (["task-definition=big"], LaunchRejection.TASK_DEFINITION_NOT_ALLOWED, "its image"),
     ],
 )

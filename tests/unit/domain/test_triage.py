@@ -126,6 +126,13 @@ def test_exit_1_names_a_refused_token_as_a_likely_cause_other_codes_do_not() -> 
     assert "token" not in other.detail
 
 
+def test_exit_78_names_the_git_credentials_the_entrypoint_could_not_store() -> None:
+    stopped = triage(_task(stop_code="EssentialContainerExited", agent_exit_code=78))
+    assert stopped.may_fail_job
+    assert "GitCredentialsSecretArn" in stopped.detail
+    assert "token" not in stopped.detail
+
+
 def test_long_aws_text_is_quoted_briefly() -> None:
     result = triage(_task(stopped_reason="ResourceInitializationError: " + "x" * 5000))
     assert len(result.detail.encode()) < 1024

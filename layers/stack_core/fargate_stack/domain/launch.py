@@ -324,17 +324,20 @@ def _size(config: LaunchConfig, rules: Mapping[str, str]) -> tuple[int, int]:
     return cpu, memory
 
 
-def _disk(rules: Mapping[str, str]) -> int | None:
+def _disk(config: LaunchConfig, rules: Mapping[str, str]) -> int | None:
     """A job's disk= in GiB, checked against Fargate's range, or None (the task definition's
     own: DefaultEphemeralStorageGiB). ``_size`` has already refused it when not allowed."""
-    if rules.get("disk") in (None, "", "*"):
+    text = rules.get("disk")
+    if text in (None, "", "*"):
         return None
-    disk = _int_rule(rules, "disk", FARGATE_DEFAULT_DISK_GIB)
-    if not DISK_MIN_GIB <= disk <= DISK_MAX_GIB:
+    # Digits only: int() would also take "+60" or "5_0".
+    disk = int(text) if text is not None and text.isascii() and text.isdigit() else None
+    if disk is None or not DISK_MIN_GIB <= disk <= DISK_MAX_GIB:
         raise LaunchRejectedError(
             LaunchRejection.INVALID_SIZE,
-            f"agent query rule disk={disk}: Fargate gives a task {DISK_MIN_GIB}-{DISK_MAX_GIB} "
-            f"GiB of ephemeral storage ({FARGATE_DEFAULT_DISK_GIB} GiB without the rule)",
+            f"agent query rule disk={text!r}: Fargate gives a task {DISK_MIN_GIB}-{DISK_MAX_GIB} "
+            f"GiB of ephemeral storage, in whole GiB; without the rule this stack gives "
+            f"{config.default_disk_gib} GiB",
         )
     return disk
 
@@ -387,7 +390,7 @@ def build_launch_spec(
     which picks the task role (``task_role_for``)."""
     rules = parse_rules(agent_query_rules)
     cpu, memory = _size(config, rules)
-    disk = _disk(rules)
+    disk = _disk(config, rules)
     task_definition = _task_definition(config, rules)
     environment = (
         (ACQUIRE_JOB_ENV, job_uuid),

@@ -27,6 +27,17 @@ _EXIT_1_HINT = (
     " task's log has the agent's error."
 )
 
+# The stack's own entrypoint (template.yaml) exits 78 (EX_CONFIG) when it cannot store
+# GitCredentialsSecretArn's credentials for git, before the agent starts.
+ENTRYPOINT_EXIT_GIT_CREDENTIALS = 78
+_HINTS = {
+    AGENT_EXIT_FATAL: _EXIT_1_HINT,
+    ENTRYPOINT_EXIT_GIT_CREDENTIALS: (
+        " The stack's entrypoint could not store GitCredentialsSecretArn's credentials for"
+        " git (is git in the image?); the task's log has the line."
+    ),
+}
+
 # Container `reason` is at most 1024 characters (botocore ecs Container.reason); we quote
 # at most this much of any AWS text so a FailJob detail stays readable and under 4 KB.
 _QUOTE_MAX = 600
@@ -127,8 +138,9 @@ TRIAGE_TABLE: tuple[_Row, ...] = (
         StopReason.SECRETS,
         _contains("unable to pull secrets", "retrieve secret from asm", "Fetching secret data"),
         lambda t: (
-            "The task could not read its secrets (check the execution role's "
-            f"access to the agent token secret and the network path to Secrets Manager): "
+            "The task could not read its secrets (check that the secrets the stack names "
+            "exist: AgentTokenSecretArn, GitSshKeySecretArn, GitCredentialsSecretArn; that "
+            "a customer key is SecretsKmsKeyArn; and the network path to Secrets Manager): "
             f"{_reason_of(t)}"
         ),
         "re:Post ecs-fargate-pull-container-error; sample ecs-stopped-resource-init-secret",
@@ -188,10 +200,11 @@ TRIAGE_TABLE: tuple[_Row, ...] = (
         lambda t: t.agent_exit_code is not None,
         lambda t: (
             f"The agent container exited with code {t.agent_exit_code} before running the job."
-            + (_EXIT_1_HINT if t.agent_exit_code == AGENT_EXIT_FATAL else "")
+            + _HINTS.get(t.agent_exit_code or 0, "")
         ),
         "docs/reference/aws.md §B.6 (EssentialContainerExited: containers[].exitCode); "
-        "buildkite/agent#4355 (a refused token exits 1, no retries)",
+        "buildkite/agent#4355 (a refused token exits 1, no retries); template.yaml's "
+        "entrypoint (78: git credentials not stored)",
     ),
 )
 
