@@ -75,8 +75,9 @@ def _dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def _build_layer(artifacts: Path, platform: str) -> None:
-    """The layer as ``sam build`` builds it (layers/stack_core/Makefile), for ``platform``."""
+def build_layer(artifacts: Path, platform: str, python: str = sys.executable) -> None:
+    """The layer as ``sam build`` builds it (layers/stack_core/Makefile), for ``platform``,
+    its bytecode written by ``python`` (a 3.12; the Makefile refuses another)."""
     make = shutil.which("make") or "make"
     subprocess.run(  # noqa: S603 - the layer's own build, as sam build runs it
         [
@@ -87,7 +88,7 @@ def _build_layer(artifacts: Path, platform: str) -> None:
             "build-StackCoreLayer",
             f"ARTIFACTS_DIR={artifacts}",
             f"LAYER_PLATFORM={platform}",
-            f"PY312={sys.executable}",
+            f"PY312={python}",
         ],
         check=True,
         capture_output=True,
@@ -131,12 +132,12 @@ def cold_start(runs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         # The deployed (arm64) layer for its size; the same layer for this machine to import.
         artifacts = Path(tmp) / "layer"
-        _build_layer(artifacts, "manylinux2014_aarch64")
+        build_layer(artifacts, "manylinux2014_aarch64")
         unzipped = _dir_size(artifacts)
         archive = shutil.make_archive(str(Path(tmp) / "layer"), "zip", artifacts)
         zipped = Path(archive).stat().st_size
         local = Path(tmp) / "local"
-        _build_layer(local, f"manylinux2014_{platform.machine()}")
+        build_layer(local, f"manylinux2014_{platform.machine()}")
         # The layer as it shipped before it carried bytecode: every module compiled at import.
         bare = Path(tmp) / "bare"
         shutil.copytree(local / "python", bare, ignore=shutil.ignore_patterns("__pycache__"))

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.run import build_layer
 from local.template import ROOT
 
 # A layer build installs its pinned wheels (about 15 s with a warm pip cache).
 pytestmark = pytest.mark.slow
-
-LAYER = ROOT / "layers" / "stack_core"
 
 # Counts every module the import system compiles from source instead of loading its .pyc.
 _PROBE = """
@@ -53,20 +52,7 @@ def _python312() -> str:
 @pytest.fixture(scope="module")
 def layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     artifacts = tmp_path_factory.mktemp("layer")
-    subprocess.run(
-        [
-            shutil.which("make") or "make",
-            "-s",
-            "-C",
-            str(LAYER),
-            "build-StackCoreLayer",
-            f"ARTIFACTS_DIR={artifacts}",
-            f"LAYER_PLATFORM=manylinux2014_{platform.machine()}",
-            f"PY312={_python312()}",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    build_layer(artifacts, f"manylinux2014_{platform.machine()}", _python312())
     # The zip round trip may give the sources any mtime: hash-based pycs must not care.
     later = time.time() + 3600
     for source in (artifacts / "python").rglob("*.py"):

@@ -31,6 +31,8 @@ from pydantic import (
 
 from fargate_stack.domain.fargate import InvalidTaskSizeError, validate_task_size
 from fargate_stack.domain.launch import (
+    DISK_MAX_GIB,
+    FARGATE_DEFAULT_DISK_GIB,
     AgentTokenMode,
     CapacityStrategy,
     PipelineTaskRolesError,
@@ -117,7 +119,9 @@ class LauncherSettings(CommonSettings):
     default_cpu: int
     default_memory: int
     # DefaultEphemeralStorageGiB: 20 is Fargate's default (docs/reference/aws.md §B.5).
-    default_ephemeral_storage_gib: int = Field(default=20, ge=20, le=200)
+    default_ephemeral_storage_gib: int = Field(
+        default=FARGATE_DEFAULT_DISK_GIB, ge=FARGATE_DEFAULT_DISK_GIB, le=DISK_MAX_GIB
+    )
     # Whether jobs may ask for cpu=/memory=/disk= via agent query rules.
     allow_size_overrides: bool = False
     # No RunTask with less of the invocation left (usecases/launch.py says why).
