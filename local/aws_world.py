@@ -55,6 +55,7 @@ import json
 import logging
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -1100,10 +1101,20 @@ def resolve_intrinsic(
         separator, items = value["Fn::Join"]
         parts = items if isinstance(items, list) else [items]
         return str(separator).join(resolve_intrinsic(p, cfn, params, physical) for p in parts)
+    if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        pseudo = {"AWS::StackName": STACK_NAME, "AWS::Region": REGION}
+        return re.sub(
+            r"\$\{([^}]+)\}",
+            lambda m: pseudo.get(m[1]) or resolve_intrinsic({"Ref": m[1]}, cfn, params, physical),
+            value["Fn::Sub"],
+        )
     raise ValueError(f"the local world cannot resolve {value!r}")
 
 
 def _condition(spec: dict[str, Any], params: Mapping[str, str]) -> bool:
+    if "Fn::Not" in spec:
+        (inner,) = spec["Fn::Not"]
+        return not _condition(inner, params)
     (left, right) = spec["Fn::Equals"]
 
     def value(v: Any) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from fargate_stack.domain.launch import LaunchSpec
+from fargate_stack.domain.step_image import ImageReference
 from fargate_stack.errors import AlreadyLaunchedError, JobGoneError, TransientError
 from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.ports import SendResult, StartedTask
@@ -239,3 +240,17 @@ class FakeLease:
         if self.holder == holder:
             self.until = 0.0
             self.released.append(holder)
+
+
+@dataclass
+class FakeStepImages:
+    """Our StepImages port: a definition per image, or the next error."""
+
+    resolved: list[str] = field(default_factory=list)
+    errors: list[Exception] = field(default_factory=list)
+
+    def resolve(self, image: ImageReference) -> str:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.resolved.append(image.text)
+        return f"arn:aws:ecs:us-east-1:123456789012:task-definition/bk-step-1-{len(image.text)}:1"

@@ -144,12 +144,21 @@ def test_task_stopped_rule_sees_only_this_stacks_stopped_tasks(cfn_template: Tem
 def test_run_task_is_scoped_to_the_stacks_task_definition_and_cluster(
     cfn_template: Template,
 ) -> None:
-    run = [
-        s for s in statements(cfn_template, "LauncherFunctionRole") if s["Action"] == "ecs:RunTask"
-    ]
-    (statement,) = run
-    assert "task-definition/${AWS::StackName}-agent:*" in statement["Resource"]["Fn::Sub"]
-    assert "ecs:cluster" in statement["Condition"]["ArnEquals"]
+    for allowed, families in (("", ["agent:*"]), ("node:*", ["agent:*", "step-*:*"])):
+        params = parameter_values(cfn_template, **SAMPLE_PARAMETERS, AllowedImages=allowed)
+        run = [
+            s
+            for s in statements(cfn_template, "LauncherFunctionRole", params)
+            if s["Action"] == "ecs:RunTask"
+        ]
+        (statement,) = run
+        subs = [r["Fn::Sub"] for r in as_list(statement["Resource"])]
+        assert subs == [
+            "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-definition/"
+            f"${{AWS::StackName}}-{family}"
+            for family in families
+        ]
+        assert "ecs:cluster" in statement["Condition"]["ArnEquals"]
 
 
 def test_pass_role_only_for_the_two_task_roles_and_only_to_ecs_tasks(
@@ -217,6 +226,11 @@ NO_RESOURCE_TYPE = {
     "ecr:GetAuthorizationToken",  # docs/reference/aws.md §H.9, §H.36
     "xray:PutTraceSegments",  # docs/reference/aws.md §H.36
     "xray:PutTelemetryRecords",  # docs/reference/aws.md §H.36
+    # AllowedImages' task definitions: docs/reference/aws.md §B.9
+    "ecs:DescribeTaskDefinition",
+    "ecs:ListTaskDefinitionFamilies",
+    "ecs:ListTaskDefinitions",
+    "ecs:DeregisterTaskDefinition",
 }
 # No role has a managed policy. The task execution role's AmazonECSTaskExecutionRolePolicy
 # (ECR pulls and log writes on "*", docs/reference/aws.md §H.9) was replaced by inline
@@ -240,6 +254,7 @@ PARAMETER_SETS = {
         "AgentImageOverride": "123456789012.dkr.ecr.us-east-1.amazonaws.com/agent:1",
         "PrivateImageRepositoryArns": "arn:aws:ecr:us-east-1:123456789012:repository/agent",
     },
+    "step images allowed": {"AllowedImages": "node:*,public.ecr.aws/docker/library/*"},
 }
 
 

@@ -22,8 +22,9 @@ from botocore.config import Config
 
 from fargate_stack.aws.ecs import EcsTasks
 from fargate_stack.aws.lease import DynamoLease
-from fargate_stack.aws.ledger import DynamoFallbackLedger
+from fargate_stack.aws.ledger import DynamoFallbackLedger, DynamoImageLedger
 from fargate_stack.aws.sqs import SqsLaunchQueue
+from fargate_stack.aws.task_definitions import EcsTaskDefinitions
 from fargate_stack.buildkite import BuildkiteStacks
 from fargate_stack.clock import SystemClock
 from fargate_stack.domain.launch import AgentTokenMode, LaunchConfig
@@ -44,6 +45,7 @@ from fargate_stack.usecases.job_tokens import BatchTokens
 from fargate_stack.usecases.launch import LaunchJob, LaunchOptions
 from fargate_stack.usecases.poll import LoopTiming, PollConfig, PollJobs
 from fargate_stack.usecases.poller_lease import LeaseTiming, PollerLease
+from fargate_stack.usecases.step_images import StepImageDefinitions, StepImageOptions
 
 STACK_VERSION = "0.1.0"
 # The launch ledger keeps a job's record as long as ECS keeps a RunTask client token
@@ -206,6 +208,7 @@ def launcher() -> LauncherWiring:
         strategy=settings.capacity_strategy,
         run_task_margin_seconds=settings.run_task_margin_seconds,
         launcher_timeout_seconds=settings.launcher_timeout_seconds,
+        allowed_images=settings.allowed_images,
     )
     # One DynamoDB client for the ledger's two users (a client costs cold-start time).
     dynamodb = aws_session().client("dynamodb", config=_AWS_CONFIG)
@@ -220,10 +223,28 @@ def launcher() -> LauncherWiring:
         if settings.agent_token_mode is AgentTokenMode.JOB_ACQUISITION_TOKEN
         else None
     )
+    ecs = aws_session().client("ecs", config=_AWS_CONFIG)
+    images = (
+        StepImageDefinitions(
+            definitions=EcsTaskDefinitions(ecs),
+            ledger=DynamoImageLedger(settings.idempotency_table, client=dynamodb),
+            clock=SystemClock(),
+            options=StepImageOptions(
+                base_task_definition=settings.task_definition,
+                container_name=settings.agent_container_name,
+                family_prefix=settings.step_image_family_prefix,
+                stack_key=settings.stack_key,
+                registrations_per_day=settings.step_image_registrations_per_day,
+            ),
+        )
+        if settings.allowed_images
+        else None
+    )
     use_case = LaunchJob(
         api=stacks,
         tokens=tokens,
-        tasks=EcsTasks(aws_session().client("ecs", config=_AWS_CONFIG)),
+        images=images,
+        tasks=EcsTasks(ecs),
         fallbacks=DynamoFallbackLedger(
             settings.idempotency_table, ttl_seconds=LEDGER_TTL_SECONDS, client=dynamodb
         ),

@@ -111,6 +111,10 @@ class Metric(StrEnum):
     DISPATCH_LATENCY = "DispatchLatency"
     BAD_MESSAGES = "BadMessages"
     JOB_TOKENS = "JobTokens"  # dimension: result (issued, not_issued, not_reserved)
+    # dimension: result (registered, waited, busy, refused)
+    STEP_IMAGE_REGISTRATIONS = "StepImageRegistrations"
+    STEP_IMAGE_DEREGISTERED = "StepImageDeregistered"
+    STEP_IMAGES_IGNORED = "StepImagesIgnored"  # asked for while AllowedImages is empty
     # failure handler
     JOBS_FAILED = "JobsFailed"  # dimension: reason (StopReason or launch reason)
     STOPS_IGNORED = "StopsIgnored"  # dimension: why

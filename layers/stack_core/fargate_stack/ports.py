@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from fargate_stack.domain.launch import LaunchSpec
+from fargate_stack.domain.step_image import ImageReference
 from fargate_stack.models.messages import LaunchMessage
 
 
@@ -126,6 +127,41 @@ class FallbackLedger(Protocol):
     def record_fallback(self, job_uuid: str) -> None: ...
 
     def fell_back(self, job_uuid: str) -> bool: ...
+
+
+class StepImages(Protocol):
+    """The task definition that runs a step's image (usecases/step_images.py)."""
+
+    def resolve(self, image: ImageReference) -> str: ...
+
+
+class TaskDefinitions(Protocol):
+    """ECS task definitions: the stack's base, and the ones derived for step images."""
+
+    def describe(self, task_definition: str) -> Mapping[str, Any]: ...
+
+    def register(self, request: Mapping[str, Any]) -> str: ...
+
+    def families(self, prefix: str) -> Sequence[str]: ...
+
+    def active_revisions(self, family: str) -> Sequence[str]: ...
+
+    def deregister(self, task_definition: str) -> None: ...
+
+
+class ImageDefinitionLedger(Protocol):
+    """Which task definition runs which step image, shared by every launcher: a family's
+    ARN once registered, a claim while one launcher registers it, and the day's count."""
+
+    def arn_of(self, family: str) -> str | None: ...
+
+    def claim(self, family: str, holder: str, *, seconds: float) -> bool: ...
+
+    def complete(self, family: str, holder: str, arn: str) -> None: ...
+
+    def release(self, family: str, holder: str) -> None: ...
+
+    def count_registration(self, day: str, limit: int) -> bool: ...
 
 
 class Lease(Protocol):

@@ -39,6 +39,7 @@ from fargate_stack.domain.launch import (
     parse_pipeline_task_roles,
 )
 from fargate_stack.domain.rules import LAUNCH_OPTION_KEYS, parse_tags
+from fargate_stack.domain.step_image import AllowedImagesError, parse_allowed_images
 from fargate_stack.errors import ConfigurationError
 
 _STACK_KEY = r"^[A-Za-z0-9_-]{1,80}$"  # docs/reference/stacks-api.md §3.1
@@ -140,6 +141,12 @@ class LauncherSettings(CommonSettings):
     # Template PipelineTaskRoles: pipeline uuid -> task role ARN, parsed here so a bad
     # mapping fails the cold start, not a job. Empty: every job gets the default role.
     pipeline_task_roles: dict[str, str] = Field(default_factory=dict)
+    # Template AllowedImages: patterns a step's image: must match to run (domain/step_image.py);
+    # empty: steps run in the agent image. The families derived for them start with
+    # step_image_family_prefix (the template's, which its IAM statements name).
+    allowed_images: tuple[str, ...] = ()
+    step_image_family_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,200}$")
+    step_image_registrations_per_day: int = Field(default=50, ge=1, le=1000)
 
     _split_subnets = field_validator("subnets", "security_groups", mode="before")(_split)
 
@@ -161,6 +168,23 @@ class LauncherSettings(CommonSettings):
             return parse_pipeline_task_roles(value)
         except PipelineTaskRolesError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("allowed_images", mode="before")
+    @classmethod
+    def _allowed_images(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_allowed_images(value)
+        except AllowedImagesError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("step_image_family_prefix")
+    @classmethod
+    def _family_prefix(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("allowed_images") and not value:
+            raise ValueError("AllowedImages is set: the step images' family prefix is needed")
+        return value
 
     @field_validator("default_memory")
     @classmethod

@@ -104,6 +104,12 @@ class LaunchRejection(StrEnum):
     # ECS or IAM refused the pipeline's task role (PipelineTaskRoles): not passable, not
     # assumable by ECS, or missing. Retrying the same role cannot help.
     TASK_ROLE_REJECTED = "task_role_rejected"
+    # A step's image (AllowedImages): not a valid reference, not allowed, a new task
+    # definition over StepImageRegistrationsPerDay, or ECS refused to register it.
+    INVALID_IMAGE = "invalid_image"
+    IMAGE_NOT_ALLOWED = "image_not_allowed"
+    IMAGE_REGISTRATIONS_EXHAUSTED = "image_registrations_exhausted"
+    IMAGE_DEFINITION_REJECTED = "image_definition_rejected"
     # Any other permanent error's reason: the dimension stays bounded whatever it says.
     OTHER = "other"
 
@@ -222,6 +228,8 @@ class LaunchSpec:
     task_role_arn: str | None = None
     # A job's disk= (GiB, RunTask's ephemeral storage override), or None for the definition's.
     disk_gib: int | None = None
+    # The step image's own task definition (``task_definition`` then names it), or None.
+    step_task_definition: str | None = None
 
     def overrides(self) -> dict[str, object]:
         environment = list(self.environment)
@@ -383,15 +391,17 @@ def build_launch_spec(
     capacity: Capacity,
     agent_token: SecretStr | None = None,
     pipeline_uuid: str | None = None,
+    task_definition: str | None = None,
 ) -> LaunchSpec:
     """Decide everything about one launch, or raise LaunchRejectedError with a reason a
     developer can act on. ``agent_token``: the job's acquisition token (JAT mode), which
     the agent container gets in its environment override. ``pipeline_uuid``: the listing's,
-    which picks the task role (``task_role_for``)."""
+    which picks the task role (``task_role_for``). ``task_definition``: the one registered
+    for the step's image (usecases/step_images.py), or None for the stack's."""
     rules = parse_rules(agent_query_rules)
     cpu, memory = _size(config, rules)
     disk = _disk(config, rules)
-    task_definition = _task_definition(config, rules)
+    stack_definition = _task_definition(config, rules)
     environment = (
         (ACQUIRE_JOB_ENV, job_uuid),
         ("BUILDKITE_AGENT_TAGS", agent_tags(config, agent_query_rules, capacity)),
@@ -405,7 +415,7 @@ def build_launch_spec(
     spec = LaunchSpec(
         job_uuid=job_uuid,
         cluster=config.cluster,
-        task_definition=task_definition,
+        task_definition=task_definition or stack_definition,
         container_name=config.container_name,
         cpu=cpu,
         memory=memory,
@@ -421,6 +431,7 @@ def build_launch_spec(
         agent_token=agent_token,
         task_role_arn=task_role_for(config, pipeline_uuid),
         disk_gib=disk,
+        step_task_definition=task_definition,
     )
     size = len(json.dumps(spec.overrides(), separators=(",", ":")))
     if size > OVERRIDES_MAX_CHARS:

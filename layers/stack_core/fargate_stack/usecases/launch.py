@@ -31,6 +31,7 @@ from fargate_stack.domain.launch import (
     LaunchSpec,
     build_launch_spec,
 )
+from fargate_stack.domain.step_image import ImageDecision, ImageVerdict, decide_image
 from fargate_stack.errors import (
     AlreadyLaunchedError,
     CapacityUnavailableError,
@@ -41,7 +42,14 @@ from fargate_stack.errors import (
 )
 from fargate_stack.models.messages import LaunchMessage, remaining_reservation_seconds
 from fargate_stack.observability import Metric, count, count_by, logger, milliseconds
-from fargate_stack.ports import Clock, FallbackLedger, StacksApi, StartedTask, TaskRunner
+from fargate_stack.ports import (
+    Clock,
+    FallbackLedger,
+    StacksApi,
+    StartedTask,
+    StepImages,
+    TaskRunner,
+)
 from fargate_stack.usecases.job_tokens import BatchTokens
 
 
@@ -69,6 +77,8 @@ class LaunchOptions:
     # invocation's deadline, so a message for a job scheduled less than this ago cannot
     # follow a crashed attempt.
     launcher_timeout_seconds: float = 60.0
+    # AllowedImages' patterns; empty: a step's image is ignored (with a notification).
+    allowed_images: tuple[str, ...] = ()
 
 
 # A task created this long before its RunTask was sent is ECS replaying an earlier RunTask
@@ -86,8 +96,11 @@ class LaunchJob:
         clock: Clock,
         options: LaunchOptions,
         tokens: BatchTokens | None = None,
+        images: StepImages | None = None,
     ) -> None:
         self._api = api
+        # The task definitions of step images (needed only when AllowedImages is set).
+        self._images = images
         # AgentTokenMode=job-acquisition-token: each task gets its job's JAT; None: the
         # task definition's secret (agent-token mode).
         self.tokens = tokens
@@ -139,12 +152,14 @@ class LaunchJob:
             logger.warning("job is gone from Buildkite; nothing to launch")
             count_by(Metric.LAUNCH_FAILED, "reason", LaunchOutcome.JOB_GONE, with_total=True)
             return {"outcome": LaunchOutcome.JOB_GONE}
+        image = decide_image(job.env, self._options.allowed_images)
         try:
+            definition = self._task_definition(image)
             # After GetJob (a job gone needs no token), before the spec: a token is asked
             # for only when a task is about to start; the fallback reuses it.
             token = self.tokens.token_for(job_uuid) if self.tokens is not None else None
             capacity = self._first_capacity(message, redelivered=redelivered)
-            first = self._launch_spec(message, dict(job.env), capacity, token)
+            first = self._launch_spec(message, dict(job.env), capacity, token, definition)
             sent_at = self._clock.now()
             task, spec = self._run(message, dict(job.env), first)
         except LaunchRejectedError as exc:
@@ -156,7 +171,26 @@ class LaunchJob:
         if task.created_at is not None and task.created_at < sent_at - REPLAY_SLACK:
             # ECS answered with the task an earlier attempt started (same client token).
             return self._already_launched(task.arn)
-        return self._launched(message, job_uuid, spec, task.arn)
+        if image.verdict is ImageVerdict.IGNORED:
+            count(Metric.STEP_IMAGES_IGNORED)
+            self._notify(job_uuid, image.detail)
+        return self._launched(message, job_uuid, spec, task.arn, image)
+
+    def _task_definition(self, image: ImageDecision) -> str | None:
+        """The step image's own task definition, or None for the stack's."""
+        if image.verdict is ImageVerdict.REFUSED:
+            reason = (
+                LaunchRejection.INVALID_IMAGE
+                if image.image is None
+                else LaunchRejection.IMAGE_NOT_ALLOWED
+            )
+            raise LaunchRejectedError(reason, image.detail)
+        if image.verdict is not ImageVerdict.USE or image.image is None:
+            return None
+        if self._images is None:
+            msg = "AllowedImages is set but the launcher has no step-image definitions"
+            raise PermanentError(msg, reason=LaunchRejection.OTHER)
+        return self._images.resolve(image.image)
 
     def _first_capacity(self, message: LaunchMessage, *, redelivered: bool) -> Capacity:
         """Where this attempt starts. If an earlier attempt for the job may have crashed
@@ -187,6 +221,7 @@ class LaunchJob:
         env: dict[str, str],
         capacity: Capacity,
         token: SecretStr | None,
+        task_definition: str | None,
     ) -> LaunchSpec:
         return build_launch_spec(
             self._options.config,
@@ -196,6 +231,7 @@ class LaunchJob:
             capacity=capacity,
             agent_token=token,
             pipeline_uuid=str(message.pipeline_uuid) if message.pipeline_uuid else None,
+            task_definition=task_definition,
         )
 
     def _run(
@@ -211,7 +247,9 @@ class LaunchJob:
                 raise
             logger.warning("Fargate Spot has no capacity; falling back to on-demand")
             count_by(Metric.LAUNCH_RETRIED, "reason", _Retry.SPOT_FALLBACK)
-            on_demand = self._launch_spec(message, env, fallback, spec.agent_token)
+            on_demand = self._launch_spec(
+                message, env, fallback, spec.agent_token, spec.step_task_definition
+            )
             self._fallbacks.record_fallback(str(message.job_uuid))
             return self._run_unless_out_of_time(on_demand), on_demand
 
@@ -229,9 +267,15 @@ class LaunchJob:
         return self._tasks.run(spec)
 
     def _launched(
-        self, message: LaunchMessage, job_uuid: str, ran: LaunchSpec, task_arn: str
+        self,
+        message: LaunchMessage,
+        job_uuid: str,
+        ran: LaunchSpec,
+        task_arn: str,
+        image: ImageDecision,
     ) -> dict[str, str]:
         task_id = task_arn.rsplit("/", 1)[-1]
+        shown = image.image.text if image.verdict is ImageVerdict.USE and image.image else ""
         latency_ms = (self._clock.now() - message.scheduled_at).total_seconds() * 1000
         logger.info(
             "task started for job",
@@ -240,13 +284,16 @@ class LaunchJob:
                 "cpu": ran.cpu,
                 "memory": ran.memory,
                 "capacity": str(ran.capacity),
+                "image": shown or None,
                 "dispatch_latency_ms": round(latency_ms),
             },
         )
         label = CapacityLabel.SPOT if ran.capacity is Capacity.SPOT else CapacityLabel.ON_DEMAND
         count_by(Metric.TASKS_LAUNCHED, "capacity", label, with_total=True)
         milliseconds(Metric.DISPATCH_LATENCY, latency_ms)
-        self._notify(job_uuid, f"Fargate task {task_id} starting, {ran.describe()}")
+        # A notification's detail is at most 256 characters (domain/step_image.py).
+        where = f", image {shown if len(shown) <= 100 else shown[:100] + '...'}" if shown else ""
+        self._notify(job_uuid, f"Fargate task {task_id} starting, {ran.describe()}{where}")
         return {"outcome": LaunchOutcome.LAUNCHED, "task_arn": task_arn}
 
     def _already_launched(self, task_arn: str) -> dict[str, str]:
