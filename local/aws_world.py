@@ -49,6 +49,7 @@ every ``Ref``/``GetAtt`` resolved against the created stack.
 
 from __future__ import annotations
 
+import copy
 import functools
 import io
 import json
@@ -165,6 +166,27 @@ def _register_from_cloudformation(backend: Any, properties: Mapping[str, Any]) -
         runtime_platform=camel(properties.get("RuntimePlatform")),
         ephemeral_storage=camel(properties.get("EphemeralStorage")),
     )
+
+
+def _fix_moto_container_memory() -> None:
+    """moto sums every container's memory for RunTask, Fargate too, and fails (a 500) on a
+    container without one; Fargate needs none, only the task's (the step images' setup
+    container has none: docs/reference/tooling.md §3). A missing value counts as 0."""
+    from moto.ecs.models import EC2ContainerServiceBackend  # noqa: PLC0415 - local world only
+
+    original = EC2ContainerServiceBackend._calculate_task_resource_requirements
+
+    keys = ("Memory", "MemoryReservation", "memory", "memoryReservation")
+
+    def calculate(task_definition: Any) -> Any:
+        counted = copy.copy(task_definition)  # the definition itself stays as registered
+        counted.container_definitions = [
+            c if any(c.get(k) is not None for k in keys) else {**c, "memory": 0}
+            for c in task_definition.container_definitions
+        ]
+        return original(counted)
+
+    EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(calculate)  # type: ignore[method-assign]
 
 
 def _fix_moto_task_definition_update() -> None:
@@ -471,6 +493,26 @@ def _speed_up_moto_ecs() -> None:
 CLIENT_TOKEN_TTL_SECONDS = 24 * 60 * 60
 
 
+def model_dynamodb_atomic_writes() -> None:
+    """moto checks a write's condition and then writes, unlocked: two threads' conditional
+    PutItem on one new key both succeed. DynamoDB applies each conditional write atomically
+    (docs/reference/tooling.md §3.4), so moto's writes are serialised here."""
+    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - local world only
+
+    lock = threading.RLock()
+
+    def locked(original: Any) -> Any:
+        @functools.wraps(original)
+        def write(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return original(self, *args, **kwargs)
+
+        return write
+
+    for name in ("put_item", "update_item", "delete_item"):
+        setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
+
+
 def model_ecs_client_tokens() -> None:
     """ECS's RunTask idempotency, which moto lacks (it ignores ``clientToken``): within 24 h
     and per cluster, the same token with the same request answers the first call's tasks
@@ -715,12 +757,14 @@ def serve_moto() -> None:
     _speed_up_moto_ecs()
     _fix_moto_lambda_update()
     _fix_moto_task_definition_update()
+    _fix_moto_container_memory()
     _refuse_inactive_task_definitions()
     _refuse_task_roles_ecs_cannot_assume()
     model_cloudformation_no_value_in_lists()
     _throttle_run_task(os.environ.get(RUNTASK_RATE_ENV, RUNTASK_RATE_DEFAULT))
     faults = json.loads(os.environ.get(AWS_FAULTS_ENV) or "{}")
     injected = _inject_aws_faults(faults) if faults else Counter[str]()
+    model_dynamodb_atomic_writes()
     model_ecs_client_tokens()  # after the faults: a replay is answered before any fault
     iam_record = Record()
     _enforce_iam(iam_record)

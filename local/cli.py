@@ -64,7 +64,7 @@ def print_report(report: WorldReport, out: TextIO) -> None:
     print("", file=out)
     header = (
         f"{'job':<9} {'what':<30} {'prio':>4}  {'final state':<22} {'task':<10} "
-        f"{'dispatch':>9}  why"
+        f"{'image':<16} {'dispatch':>9}  why"
     )
     print(header, file=out)
     print("-" * len(header), file=out)
@@ -76,7 +76,7 @@ def print_report(report: WorldReport, out: TextIO) -> None:
         why = _why(job.detail, job.state, job.label)
         print(
             f"{job.id[:8]:<9} {job.label[:30]:<30} {job.priority:>4}  {state:<22} "
-            f"{(job.task or '-')[:10]:<10} {dispatch:>9}  {why}",
+            f"{(job.task or '-')[:10]:<10} {_image(job.image):<16} {dispatch:>9}  {why}",
             file=out,
         )
     print("", file=out)
@@ -112,6 +112,11 @@ def print_report(report: WorldReport, out: TextIO) -> None:
         print("INVARIANTS BROKEN:", file=out)
         for violation in report.violations:
             print(f"  - {violation}", file=out)
+
+
+def _image(image: str | None) -> str:
+    """The image's last path component (node:22-alpine), cut to the column."""
+    return (image.rsplit("/", 1)[-1] if image else "-")[:16]
 
 
 def _counts(counts: Mapping[str, int]) -> str:

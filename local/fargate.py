@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -77,6 +77,8 @@ class SimTask:
     # The role the job's code runs as: the override's (PipelineTaskRoles), else the
     # definition's task role.
     task_role: str | None = None
+    # The image the job ran in (the agent container's, per its task definition).
+    image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class SimulatedAgent:
         token: str,
         killed_while_running: bool = False,
         stopped: bool = False,
+        environment: Mapping[str, str] | None = None,
     ) -> int:
         """The agent's exit code. ``killed_while_running`` plays a container killed (out of
         memory) after the job started: the job is never finished. ``stopped`` plays ECS
@@ -157,9 +160,11 @@ class SimulatedAgent:
             )
             session.post(self._base + "disconnect", headers=headers, timeout=_HTTP_TIMEOUT)
             return 0
-        exit_status = self._execute(
-            str(job.get("command") or job.get("env", {}).get("BUILDKITE_COMMAND", "true"))
-        )
+        exit_status = _checkout(job.get("env") or {}, environment or {})
+        if exit_status == 0:
+            exit_status = self._execute(
+                str(job.get("command") or job.get("env", {}).get("BUILDKITE_COMMAND", "true"))
+            )
         session.put(
             self._base + f"jobs/{job_uuid}/finish",
             json={"exit_status": str(exit_status)},  # the agent sends a string
@@ -196,6 +201,20 @@ class SimulatedAgent:
         except subprocess.TimeoutExpired:
             return -1
         return done.returncode
+
+
+def _checkout(job_env: Mapping[str, str], container: Mapping[str, str]) -> int:
+    """The checkout's part the local world can check: a private repository needs the
+    credential its remote uses in the container's environment, where ECS put the task
+    definition's secrets (GitSshKeySecretArn: SSH_PRIVATE_RSA_KEY; GitCredentialsSecretArn:
+    BUILDKITE_FARGATE_GIT_CREDENTIALS, naming the host). Without it git fails, exit 128."""
+    repo = job_env.get("BUILDKITE_REPO", "")
+    if repo.startswith("git@"):
+        return 0 if container.get("SSH_PRIVATE_RSA_KEY", "").strip() else 128
+    if repo.startswith("https://"):
+        host = repo.split("/", 3)[2]
+        return 0 if f"@{host}" in container.get("BUILDKITE_FARGATE_GIT_CREDENTIALS", "") else 128
+    return 0
 
 
 def _message(answer: requests.Response) -> str:
@@ -273,6 +292,47 @@ def task_state_change_event(task: SimTask, *, account: str, region: str) -> dict
 
 EventSink = Callable[[dict[str, Any]], None]
 FailureLookup = Callable[[str], Failure]
+AGENT_CONTAINER = "agent"
+
+
+class TaskDefinitions:
+    """Task definitions as ECS holds them, described once each: the simulated Fargate
+    starts what they say, and the secrets puller reads their ``secrets``."""
+
+    def __init__(self, ecs: Any) -> None:
+        self._ecs = ecs
+        self._found: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, arn: str) -> dict[str, Any]:
+        with self._lock:
+            if arn not in self._found:
+                answer = self._ecs.describe_task_definition(taskDefinition=arn)
+                self._found[arn] = answer["taskDefinition"]
+            return self._found[arn]
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The images the local world's registries hold: image -> whether it holds the agent
+    (the agent image does; a step's toolchain image does not). Anything else cannot be
+    pulled."""
+
+    images: dict[str, bool]
+
+    def pullable(self, image: str) -> bool:
+        return image in self.images
+
+    def has_agent(self, image: str) -> bool:
+        return self.images.get(image, False)
+
+
+def _pull_error(image: str) -> str:
+    # The shape of a real pull failure (docs/reference/aws.md §B.6), with the reference.
+    return (
+        "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+        f"failed to resolve ref {image}: not found"
+    )
 
 
 class SimulatedFargate:
@@ -291,8 +351,13 @@ class SimulatedFargate:
         region: str = "us-east-1",
         pull_secrets: Callable[[str], tuple[dict[str, str], str | None]] | None = None,
         before_agent: Callable[[str], None] | None = None,
+        definitions: TaskDefinitions | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self._ecs = ecs
+        self.definitions = definitions or TaskDefinitions(ecs)
+        # None: every image pulls and holds the agent (tests of other parts).
+        self._registry = registry
         # Called with the job uuid as a task's container starts, before its agent registers
         # (the soak cancels some jobs there).
         self._before_agent = before_agent
@@ -307,7 +372,6 @@ class SimulatedFargate:
         self._account = account
         self._region = region
         self.tasks: dict[str, SimTask] = {}
-        self._definition_roles: dict[str, str | None] = {}
         self._results: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -339,6 +403,7 @@ class SimulatedFargate:
             for item in container.get("environment", [])
         }
         job_uuid = env.get(ACQUIRE_JOB_ENV)
+        definition = self.definitions.get(raw["taskDefinitionArn"])
         task = SimTask(
             environment=env,
             arn=raw["taskArn"],
@@ -351,18 +416,41 @@ class SimulatedFargate:
             run_task_at=raw.get("createdAt") or _now(),
             job_uuid=job_uuid,
             failure=self._failure_of(job_uuid) if job_uuid else Failure.NONE,
-            task_role=overrides.get("taskRoleArn")
-            or self._definition_role(raw["taskDefinitionArn"]),
+            task_role=overrides.get("taskRoleArn") or definition.get("taskRoleArn"),
+            image=_container(definition, AGENT_CONTAINER).get("image"),
         )
         task.timeline["provisioning"] = task.created_at
         self.tasks[task.arn] = task
         self._publish(task)
 
-    def _definition_role(self, arn: str) -> str | None:
-        if arn not in self._definition_roles:
-            found = self._ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
-            self._definition_roles[arn] = found.get("taskRoleArn")
-        return self._definition_roles[arn]
+    def _start_problem(self, task: SimTask) -> str | None:
+        """Why the task's containers cannot start as its definition says, or None: an image
+        that cannot be pulled, or a job container whose image has no agent and no setup
+        container (dependsOn SUCCESS) copying one in."""
+        if self._registry is None:
+            return None
+        definition = self.definitions.get(task.task_definition_arn)
+        containers = definition.get("containerDefinitions", [])
+        for container in containers:
+            if not self._registry.pullable(container["image"]):
+                return _pull_error(container["image"])
+        job = _container(definition, AGENT_CONTAINER)
+        setups = {
+            d["containerName"] for d in job.get("dependsOn", []) if d["condition"] == "SUCCESS"
+        }
+        copied = any(
+            c["name"] in setups
+            and not c.get("essential", True)
+            and self._registry.has_agent(c["image"])
+            for c in containers
+        )
+        if not copied and not self._registry.has_agent(job["image"]):
+            return (
+                "CannotStartContainerError: ResourceInitializationError: failed to create new "
+                'container runtime task: exec: "buildkite-agent": executable file not found '
+                "in $PATH"
+            )
+        return None
 
     def _advance(self, task: SimTask) -> None:
         age = (_now() - task.created_at).total_seconds()
@@ -382,6 +470,9 @@ class SimulatedFargate:
                     "execution resource retrieval failed: unable to retrieve secret from asm: "
                     "AccessDeniedException",
                 )
+            problem = self._start_problem(task)
+            if problem is not None:
+                return self._stop(task, "TaskFailedToStart", problem)
             secrets, denied = (
                 self._pull_secrets(task.task_definition_arn) if self._pull_secrets else ({}, None)
             )
@@ -421,6 +512,7 @@ class SimulatedFargate:
                     token=task.environment.get("BUILDKITE_AGENT_TOKEN", ""),
                     killed_while_running=killed,
                     stopped=stopped,
+                    environment=task.environment,
                 )
             except requests.RequestException:
                 code = 1
@@ -464,6 +556,13 @@ class SimulatedFargate:
 
     def _publish(self, task: SimTask) -> None:
         self._emit(task_state_change_event(task, account=self._account, region=self._region))
+
+
+def _container(definition: dict[str, Any], name: str) -> dict[str, Any]:
+    for container in definition.get("containerDefinitions", []):
+        if container.get("name") == name:
+            return dict(container)
+    return {}
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:

@@ -329,9 +329,42 @@ def _run_task(lookup: Lookup, params: Mapping[str, Any]) -> list[Call]:
     return calls
 
 
+def _register_task_definition(lookup: Lookup, params: Mapping[str, Any]) -> list[Call]:
+    """The new revision's ARN (its number unknown before ECS answers: "(new)"), its two
+    roles passed to ECS tasks, and TagResource when it tags (docs/reference/aws.md §B.9)."""
+    definition = _arn(lookup, "ecs", f"task-definition/{params.get('family', '')}:(new)")
+    calls = [Call("ecs:RegisterTaskDefinition", definition)]
+    roles = [params.get("taskRoleArn"), params.get("executionRoleArn")]
+    calls += [
+        Call("iam:PassRole", role, {"iam:PassedToService": ("ecs-tasks.amazonaws.com",)})
+        for role in dict.fromkeys(r for r in roles if r)
+    ]
+    if params.get("tags"):
+        calls.append(
+            Call("ecs:TagResource", definition, {"ecs:CreateAction": ("RegisterTaskDefinition",)})
+        )
+    return calls
+
+
+# ECS actions with no resource type: IAM authorizes them on "*" only, so "*" is their real
+# resource, not a gap of the model (docs/reference/aws.md §B.9).
+_ECS_ON_NO_RESOURCE = frozenset(
+    {
+        "DescribeTaskDefinition",
+        "ListTaskDefinitions",
+        "ListTaskDefinitionFamilies",
+        "DeregisterTaskDefinition",
+    }
+)
+
+
 def _ecs(lookup: Lookup, operation: str, params: Mapping[str, Any]) -> list[Call]:
     if operation == "RunTask":
         return _run_task(lookup, params)
+    if operation == "RegisterTaskDefinition":
+        return _register_task_definition(lookup, params)
+    if operation in _ECS_ON_NO_RESOURCE:
+        return [Call(f"ecs:{operation}", "*")]
     cluster = _cluster_arn(lookup, params.get("cluster"))
     context = {"ecs:cluster": (cluster,)}
     name = cluster.rsplit("/", 1)[-1]

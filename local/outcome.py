@@ -32,6 +32,8 @@ class JobOutcome:
     run_task_at: str | None = None
     # The IAM role the job's code ran as (its task's override, or the definition's).
     task_role: str | None = None
+    # The image the job ran in (its task definition's agent container).
+    image: str | None = None
 
 
 @dataclass
@@ -82,6 +84,7 @@ class Launch:
     task_arn: str
     run_task_at: datetime
     task_role: str | None = None
+    image: str | None = None
 
 
 def judge(
@@ -92,10 +95,12 @@ def judge(
     tasks_by_job: dict[str, list[str]] = {}
     first_task_at: dict[str, datetime] = {}
     roles: dict[str, str | None] = {}
+    images: dict[str, str | None] = {}
     for launch in launches:
         tasks_by_job.setdefault(launch.job_uuid, []).append(launch.task_arn)
         first_task_at[launch.job_uuid] = launch.run_task_at
         roles[launch.job_uuid] = launch.task_role
+        images[launch.job_uuid] = launch.image
     outcomes: list[JobOutcome] = []
     violations: list[str] = []
     for job_id, label in labels.items():
@@ -103,6 +108,7 @@ def judge(
         task_arns = tasks_by_job.get(job_id, [])
         outcome = _outcome(job_id, label, view, task_arns, first_task_at.get(job_id))
         outcome.task_role = roles.get(job_id)
+        outcome.image = images.get(job_id)
         outcomes.append(outcome)
         violations += _broken(job_id, label, view, task_arns)
     return WorldReport(jobs=outcomes, violations=violations, metrics={})

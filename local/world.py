@@ -36,7 +36,15 @@ from local.chaos import ChaosDriver, ChaosPlan
 from local.container import InvocationError, LambdaContainer, LocalCrash
 from local.emf import emf_series, emf_totals, poll_times
 from local.emulator import Emulator
-from local.fargate import Failure, FargateTiming, SimulatedAgent, SimulatedFargate
+from local.fargate import (
+    AGENT_CONTAINER,
+    Failure,
+    FargateTiming,
+    Registry,
+    SimulatedAgent,
+    SimulatedFargate,
+    TaskDefinitions,
+)
 from local.iam import denials
 from local.lambda_runtime import (
     PLUMBING,
@@ -61,6 +69,15 @@ STATE_CHECK_SECONDS = 0.5
 # uuid, as Buildkite's pipeline uuids are, and a role under a path of the operator's choice.
 # What the demo's second build asks for with disk= (docs/configuration.md).
 DEMO_DISK_GIB = 50
+# The demo's step images (AllowedImages allows the first registry's official images): one
+# the local registry holds, without the agent, and one the stack must refuse.
+ALLOWED_IMAGES = "public.ecr.aws/docker/library/*"
+DEMO_STEP_IMAGE = "public.ecr.aws/docker/library/node:22-alpine"
+DEMO_REFUSED_IMAGE = "docker.io/someone/miner:latest"
+PRIVATE_SSH_LABEL = "private checkout over ssh"
+PRIVATE_HTTPS_LABEL = "private https checkout (node)"
+# Images of the local registry beyond the agent's (which holds the agent): name -> False.
+STEP_IMAGES = {DEMO_STEP_IMAGE: False}
 DEPLOY_PIPELINE = {"slug": "deploy-app", "uuid": "5b0f6c1e-8d2a-4f3b-9c7e-2a1d4e6f8b90"}
 DEPLOY_ROLE_PATH, DEPLOY_ROLE_NAME = "/buildkite-pipeline/", "deploy-app"
 DEPLOY_LABEL = "deploys as its pipeline role"
@@ -151,10 +168,16 @@ def workload(opts: WorldOptions) -> list[tuple[str, dict[str, Any]]]:
         failure: Failure = Failure.NONE,
         slug: str = "demo-app",
         pipeline: Mapping[str, str] | None = None,
+        image: str | None = None,
+        repo: str | None = None,
     ) -> dict[str, Any]:
         env = {"BUILDKITE_PIPELINE_SLUG": slug, "BUILDKITE_BUILD_NUMBER": "1"}
         if failure:
             env["LOCAL_FAILURE"] = str(failure)
+        if image:
+            env["BUILDKITE_IMAGE"] = image  # what Buildkite sets from the step's image:
+        if repo:
+            env["BUILDKITE_REPO"] = repo
         return {
             "queue_key": q,
             "priority": priority,
@@ -179,6 +202,13 @@ def workload(opts: WorldOptions) -> list[tuple[str, dict[str, Any]]]:
         named.append((label, job(command, priority=(0, 5, 1)[i % 3], failure=failure, rules=rules)))
     named += [
         ("needs a GPU (not for this stack)", job("nvidia-smi", rules=[f"queue={q}", "gpu=true"])),
+        ("runs in its own image (node)", job("node --version || true", image=DEMO_STEP_IMAGE)),
+        ("image not allowed", job("true", image=DEMO_REFUSED_IMAGE)),
+        (PRIVATE_SSH_LABEL, job("true", repo="git@github.com:demo/private-app.git")),
+        (
+            PRIVATE_HTTPS_LABEL,
+            job("true", repo="https://github.com/demo/private-app.git", image=DEMO_STEP_IMAGE),
+        ),
         ("image cannot be pulled", job("true", failure=Failure.IMAGE_PULL)),
         ("runs out of memory", job("true", failure=Failure.OUT_OF_MEMORY)),
         ("canceled while queued", job("true")),
@@ -375,6 +405,7 @@ class World:
             "LauncherMaxConcurrency": str(o.launcher_concurrency),
             "AgentTokenMode": o.agent_token_mode,
             "AllowSizeOverrides": "true",
+            "AllowedImages": ALLOWED_IMAGES,
             **({"PipelineTaskRoles": self._pipeline_roles} if self._template_maps_role() else {}),
         }
 
@@ -532,14 +563,22 @@ class World:
             env = self.created.get(job, {}).get("env", {})
             return Failure(env.get("LOCAL_FAILURE", ""))
 
+        ecs = PLUMBING.client("ecs", region_name=REGION)
+        definitions = TaskDefinitions(ecs)
+        base = definitions.get(aws.environments["LauncherFunction"]["TASK_DEFINITION"])
+        agent_image = next(
+            c["image"] for c in base["containerDefinitions"] if c["name"] == AGENT_CONTAINER
+        )
         fargate = SimulatedFargate(
-            ecs=PLUMBING.client("ecs", region_name=REGION),
+            ecs=ecs,
+            definitions=definitions,
+            registry=Registry({agent_image: True, **STEP_IMAGES}),
             cluster=aws.environments["LauncherFunction"]["ECS_CLUSTER"],
             agent=SimulatedAgent(emu.base_url, timing),
             emit=bridge.publish,
             failure_of=failure_of,
             timing=timing,
-            pull_secrets=_secrets_puller(ids),
+            pull_secrets=_secrets_puller(ids, definitions),
             before_agent=self._cancel_before_registration(emu, chaos) if chaos else None,
         )
         return Plumbing(
@@ -885,6 +924,7 @@ class World:
                 task_arn=task.arn,
                 run_task_at=task.run_task_at,
                 task_role=task.task_role,
+                image=task.image,
             )
             for task in fargate.tasks.values()
             if task.job_uuid
@@ -933,28 +973,22 @@ def _functions_env(aws: AwsWorld) -> dict[str, str]:
 
 
 def _secrets_puller(
-    identities: Identities,
+    identities: Identities, definitions: TaskDefinitions
 ) -> Callable[[str], tuple[dict[str, str], str | None]]:
     """What Fargate does before a task's container starts: read its definition's
     ``secrets`` with the definition's task execution role. Returns the variables they
     become, and the error code of the first that fails (AccessDeniedException when the role
     may not) or None."""
-    ecs = PLUMBING.client("ecs", region_name=REGION)
-    definitions: dict[str, tuple[str, list[tuple[str, str]]]] = {}
     clients: dict[str, Any] = {}
 
     def pull(definition_arn: str) -> tuple[dict[str, str], str | None]:
-        if definition_arn not in definitions:
-            found = ecs.describe_task_definition(taskDefinition=definition_arn)["taskDefinition"]
-            definitions[definition_arn] = (
-                str(found.get("executionRoleArn", "")),
-                [
-                    (s["name"], s["valueFrom"])
-                    for c in found["containerDefinitions"]
-                    for s in c.get("secrets", [])
-                ],
-            )
-        role_arn, secrets = definitions[definition_arn]
+        found = definitions.get(definition_arn)
+        role_arn = str(found.get("executionRoleArn", ""))
+        secrets = [
+            (s["name"], s["valueFrom"])
+            for c in found["containerDefinitions"]
+            for s in c.get("secrets", [])
+        ]
         if not secrets:
             return {}, None
         role = identities.logical.get(role_arn.rsplit("/", 1)[-1])

@@ -16,9 +16,13 @@ from local.outcome import JobOutcome, WorldReport, overlapping_polls
 from local.report import write
 from local.world import (
     DEMO_DISK_GIB,
+    DEMO_REFUSED_IMAGE,
+    DEMO_STEP_IMAGE,
     DEPLOY_LABEL,
     DEPLOY_ROLE_NAME,
     DEPLOY_ROLE_PATH,
+    PRIVATE_HTTPS_LABEL,
+    PRIVATE_SSH_LABEL,
     World,
     WorldOptions,
 )
@@ -167,6 +171,40 @@ def test_a_job_asking_for_disk_got_it_as_its_run_task_override(
     assert "ephemeralStorage" not in by_job[by_label(result, "build part 1").id]
 
 
+def test_a_step_with_an_allowed_image_ran_in_that_image(
+    report: tuple[WorldReport, Path, str],
+) -> None:
+    """Its task definition (registered by the launcher) runs the node image, which has no
+    agent: the simulated Fargate starts it only behind the setup container that copies one
+    in (local/fargate.py), and the job finished by its agent."""
+    result, _, _ = report
+    for label in ("runs in its own image (node)", PRIVATE_HTTPS_LABEL):
+        job = by_label(result, label)
+        assert (job.state, job.finished_by, job.exit_status) == ("finished", "agent", 0), job
+        assert job.image == DEMO_STEP_IMAGE
+    others = {j.image for j in result.jobs if j.label.startswith("build part")}
+    assert len(others) == 1 and DEMO_STEP_IMAGE not in others  # the agent image
+    assert result.aws_calls.get("ecs.RegisterTaskDefinition") == 1  # one image, one definition
+
+
+def test_a_step_whose_image_is_not_allowed_is_failed_back_naming_allowed_images(
+    report: tuple[WorldReport, Path, str],
+) -> None:
+    job = by_label(report[0], "image not allowed")
+    assert (job.finished_by, job.exit_status, job.task) == ("stack", -1, None)
+    assert "AllowedImages" in (job.detail or "") and DEMO_REFUSED_IMAGE in (job.detail or "")
+
+
+def test_private_checkouts_found_their_credentials_from_the_task_definitions_secrets(
+    report: tuple[WorldReport, Path, str],
+) -> None:
+    """The simulated agent's checkout fails (exit 128) without the key or the credentials
+    in the container's environment; both jobs passed, in the agent image and in a step image."""
+    for label in (PRIVATE_SSH_LABEL, PRIVATE_HTTPS_LABEL):
+        job = by_label(report[0], label)
+        assert (job.state, job.exit_status) == ("finished", 0), job
+
+
 def test_an_image_pull_failure_is_failed_back_with_the_reason(
     report: tuple[WorldReport, Path, str],
 ) -> None:
@@ -205,8 +243,9 @@ def test_jobs_for_other_stacks_and_canceled_jobs_are_left_alone(
 def test_the_paused_window_launched_nothing(report: tuple[WorldReport, Path, str]) -> None:
     result = report[0]
     assert result.metrics.get("PollsPaused", 0) >= 1
-    # 4 builds, the image pull, out of memory and the deploy: one task each, no more
-    assert result.metrics["TasksLaunched[spot]"] == 7
+    # 4 builds, the image pull, out of memory, the deploy, the node image and the two
+    # private checkouts: one task each, no more
+    assert result.metrics["TasksLaunched[spot]"] == 10
 
 
 def test_the_token_never_leaves_secrets_manager(report: tuple[WorldReport, Path, str]) -> None:
@@ -296,4 +335,10 @@ def test_launches_ran_in_separate_containers_whose_calls_are_counted(
     assert result.counts["launcher_containers"] == WorldOptions().launcher_concurrency
     # The containers' own AWS calls come back to the world: one RunTask per launched job.
     assert result.aws_calls["ecs.RunTask"] == result.launched
-    assert result.aws_calls["dynamodb.PutItem"] == result.launched
+    # One idempotency record per launch message (the launched, and the one failed back at
+    # launch for its image), and one claim per step image registered.
+    refused_at_launch = [j for j in result.jobs if j.finished_by == "stack" and j.task is None]
+    assert len(refused_at_launch) == 1
+    assert result.aws_calls["dynamodb.PutItem"] == (
+        result.launched + len(refused_at_launch) + result.aws_calls["ecs.RegisterTaskDefinition"]
+    )

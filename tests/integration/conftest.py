@@ -8,12 +8,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.aws_world import model_ecs_client_tokens
+from local.aws_world import model_dynamodb_atomic_writes, model_ecs_client_tokens
 from tests.support.aws import FAKE_AWS_ENV, MotoEcs, create_agent_cluster
 
 # moto ignores RunTask's client token; the suites run against ECS's documented behaviour,
 # the same model the local world's moto server runs (local/aws_world.py).
 model_ecs_client_tokens()
+# moto's conditional writes are not atomic under threads (docs/reference/tooling.md §3.4).
+model_dynamodb_atomic_writes()
 
 
 @pytest.fixture
