@@ -157,3 +157,42 @@ def test_a_bad_pipeline_task_role_mapping_names_the_variable_and_parameter(env, 
     env({**LAUNCHER, "PIPELINE_TASK_ROLES": value})
     with pytest.raises(ConfigurationError, match=r"PIPELINE_TASK_ROLES: .*PipelineTaskRoles"):
         load(LauncherSettings)
+
+
+def test_step_images_are_off_by_default(env) -> None:
+    env(LAUNCHER)
+    settings = load(LauncherSettings)
+    assert settings.allowed_images == ()
+    assert settings.step_image_registrations_per_day == 50
+
+
+def test_allowed_images_parse_at_cold_start(env) -> None:
+    env(
+        {
+            **LAUNCHER,
+            "ALLOWED_IMAGES": "node:*, ghcr.io/org/*",
+            "STEP_IMAGE_FAMILY_PREFIX": "bk-step-",
+        }
+    )
+    settings = load(LauncherSettings)
+    assert settings.allowed_images == ("node:*", "ghcr.io/org/*")
+    assert settings.step_image_family_prefix == "bk-step-"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"ALLOWED_IMAGES": "node:[0-9]*", "STEP_IMAGE_FAMILY_PREFIX": "bk-step-"},
+            "AllowedImages",
+        ),
+        ({"ALLOWED_IMAGES": "node:*"}, "family prefix"),
+        ({"STEP_IMAGE_REGISTRATIONS_PER_DAY": "0"}, "STEP_IMAGE_REGISTRATIONS_PER_DAY"),
+    ],
+)
+def test_bad_step_image_settings_name_the_variable(
+    env, values: dict[str, str], message: str
+) -> None:
+    env({**LAUNCHER, **values})
+    with pytest.raises(ConfigurationError, match=message):
+        load(LauncherSettings)

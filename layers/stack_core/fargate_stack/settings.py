@@ -27,6 +27,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from fargate_stack.domain.fargate import InvalidTaskSizeError, validate_task_size
@@ -179,12 +180,15 @@ class LauncherSettings(CommonSettings):
         except AllowedImagesError as exc:
             raise ValueError(str(exc)) from None
 
-    @field_validator("step_image_family_prefix")
-    @classmethod
-    def _family_prefix(cls, value: str, info: ValidationInfo) -> str:
-        if info.data.get("allowed_images") and not value:
-            raise ValueError("AllowedImages is set: the step images' family prefix is needed")
-        return value
+    @model_validator(mode="after")
+    def _family_prefix(self) -> LauncherSettings:
+        if self.allowed_images and not self.step_image_family_prefix:
+            msg = (
+                "STEP_IMAGE_FAMILY_PREFIX: AllowedImages is set, so the step images' family "
+                "prefix is needed"
+            )
+            raise ValueError(msg)
+        return self
 
     @field_validator("default_memory")
     @classmethod
