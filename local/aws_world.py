@@ -64,7 +64,7 @@ import time
 import warnings
 import zipfile
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -332,6 +332,34 @@ class TokenBucket:
             return True
 
 
+# RegisterTaskDefinition and DeregisterTaskDefinition share a bucket per account and Region:
+# burst 20, refilled at 1 a second (docs/reference/aws.md §B.9).
+TASK_DEFINITION_MODIFY_RATE = (1.0, 20.0)
+
+
+def _throttle_task_definition_changes() -> None:
+    """Past the bucket, both answer ThrottlingException, as ECS does. (CloudFormation's
+    own registrations, a few per deploy, share it as they do in an account.)"""
+    from moto.ecs.exceptions import ECSException  # noqa: PLC0415 - only the local world
+    from moto.ecs.models import EC2ContainerServiceBackend  # noqa: PLC0415
+
+    bucket = TokenBucket(*TASK_DEFINITION_MODIFY_RATE)
+
+    def limited(original: Any) -> Any:
+        @functools.wraps(original)
+        def call(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
+            if not bucket.take():
+                raise ECSException("ThrottlingException", "Rate exceeded")
+            return original(self, *args, **kwargs)
+
+        return call
+
+    for name in ("register_task_definition", "deregister_task_definition"):
+        setattr(
+            EC2ContainerServiceBackend, name, limited(getattr(EC2ContainerServiceBackend, name))
+        )
+
+
 def _throttle_run_task(spec: str) -> None:
     from moto.ecs.exceptions import ECSException  # noqa: PLC0415 - only the local world
     from moto.ecs.models import EC2ContainerServiceBackend  # noqa: PLC0415
@@ -361,6 +389,8 @@ AWS_FAULT_KINDS = (
     "runtask_server_error",  # RunTask answers a 500 ServerException
     "dynamodb_throttle",  # PutItem/UpdateItem answer ThrottlingException
     "sqs_send_error",  # SendMessageBatch answers a 500
+    "register_throttle",  # RegisterTaskDefinition answers ThrottlingException
+    "register_server_error",  # RegisterTaskDefinition answers a 500 ServerException
 )
 _SPOT_CAPACITY = (
     "Capacity is unavailable at this time. Please try again later or in a different "
@@ -429,14 +459,28 @@ def _inject_aws_faults(spec: dict[str, Any]) -> Counter[str]:
 
         return faulty
 
-    send_batch = SQSResponse.send_message_batch
+    def erring(original: Any, *faults: tuple[str, Callable[[], Exception]]) -> Any:
+        """``original``, answering the first fault whose dice hit instead."""
 
-    def faulty_send_batch(self: SQSResponse) -> Any:
-        if roll("sqs_send_error"):
-            raise server_error("InternalError")
-        return send_batch(self)
+        def faulty(self: Any) -> Any:
+            for kind, error in faults:
+                if roll(kind):
+                    raise error()
+            return original(self)
+
+        return faulty
+
+    faulty_register = erring(
+        EC2ContainerServiceResponse.register_task_definition,
+        ("register_throttle", lambda: JsonRESTError("ThrottlingException", "Rate exceeded")),
+        ("register_server_error", lambda: server_error("Service Unavailable")),
+    )
+    faulty_send_batch = erring(
+        SQSResponse.send_message_batch, ("sqs_send_error", lambda: server_error("InternalError"))
+    )
 
     EC2ContainerServiceResponse.run_task = faulty_run_task  # type: ignore[method-assign]
+    EC2ContainerServiceResponse.register_task_definition = faulty_register  # type: ignore[method-assign]
     DynamoHandler.put_item = dynamo(DynamoHandler.put_item)  # type: ignore[method-assign]
     DynamoHandler.update_item = dynamo(DynamoHandler.update_item)  # type: ignore[method-assign]
     SQSResponse.send_message_batch = faulty_send_batch  # type: ignore[method-assign]
@@ -762,6 +806,7 @@ def serve_moto() -> None:
     _refuse_task_roles_ecs_cannot_assume()
     model_cloudformation_no_value_in_lists()
     _throttle_run_task(os.environ.get(RUNTASK_RATE_ENV, RUNTASK_RATE_DEFAULT))
+    _throttle_task_definition_changes()
     faults = json.loads(os.environ.get(AWS_FAULTS_ENV) or "{}")
     injected = _inject_aws_faults(faults) if faults else Counter[str]()
     model_dynamodb_atomic_writes()
@@ -887,6 +932,13 @@ def provision(endpoint_url: str, parameters: Mapping[str, str], token: str) -> A
     git_credentials_arn = secrets.create_secret(
         Name="buildkite/fargate/git-credentials", SecretString=GIT_CREDENTIALS
     )["ARN"]
+    # Docker Hub credentials for the step images' pull-through cache (DockerHubCacheSecretArn;
+    # ECR's rule: the name starts with ecr-pullthroughcache/). A run without the cache passes
+    # the parameter empty.
+    docker_hub_arn = secrets.create_secret(
+        Name="ecr-pullthroughcache/docker-hub",
+        SecretString=json.dumps({"username": "local", "accessToken": "local-world-not-a-token"}),
+    )["ARN"]
     s3 = PLUMBING.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=ARTIFACT_BUCKET)
     for key in (FUNCTION_KEY, LAYER_KEY):
@@ -897,6 +949,7 @@ def provision(endpoint_url: str, parameters: Mapping[str, str], token: str) -> A
         "AgentTokenSecretArn": secret_arn,
         "GitSshKeySecretArn": git_key_arn,
         "GitCredentialsSecretArn": git_credentials_arn,
+        "DockerHubCacheSecretArn": docker_hub_arn,
         "Subnets": subnet,
         "SecurityGroups": security_group,
         **parameters,
@@ -1040,12 +1093,15 @@ def _physical_ids(client: Any) -> dict[str, str]:
     # list_stack_resources, not describe_stack_resources: after an update moto describes
     # the updated log groups without their logical id.
     pages = client.get_paginator("list_stack_resources").paginate(StackName=STACK_NAME)
-    return {
+    found = {
         r["LogicalResourceId"]: r["PhysicalResourceId"]
         for page in pages
         for r in page["StackResourceSummaries"]
         if r.get("PhysicalResourceId")
     }
+    # The stack id, which names the image caches' prefixes (template.yaml).
+    found["AWS::StackId"] = client.describe_stacks(StackName=STACK_NAME)["Stacks"][0]["StackId"]
+    return found
 
 
 def update(aws: AwsWorld, changes: Mapping[str, str]) -> AwsWorld:
@@ -1128,31 +1184,92 @@ def _queue_url(url: str) -> str:
     return PLUMBING.client("sqs", region_name=REGION).get_queue_url(QueueName=name)["QueueUrl"]
 
 
+_PSEUDO = {
+    "AWS::StackName": STACK_NAME,
+    "AWS::Region": REGION,
+    "AWS::AccountId": "123456789012",
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+# The stack id when the physical ids do not hold moto's (a template test's fake ids).
+_FAKE_STACK_ID = (
+    f"arn:aws:cloudformation:{REGION}:123456789012:stack/{STACK_NAME}/"
+    "51af3dc0-da77-11e4-872e-1234567db123"
+)
+
+
 def resolve_intrinsic(
     value: Any, cfn: dict[str, Any], params: Mapping[str, str], physical: Mapping[str, str]
 ) -> str:
     """The handful of intrinsics the template's environments use, resolved like CFN."""
+    resolved = _resolve(value, _Scope(cfn, params, physical))
+    if isinstance(resolved, list):
+        raise TypeError(f"{value!r} is a list, not a value")
+    return resolved
+
+
+@dataclass(frozen=True)
+class _Scope:
+    cfn: dict[str, Any]
+    params: Mapping[str, str]
+    physical: Mapping[str, str]
+
+    def one(self, value: Any) -> str:
+        return resolve_intrinsic(value, self.cfn, self.params, self.physical)
+
+
+def _ref(name: str, scope: _Scope) -> str:
+    if name == "AWS::StackId":
+        return scope.physical.get(name, _FAKE_STACK_ID)
+    if name in _PSEUDO:
+        return _PSEUDO[name]
+    return scope.params[name] if name in scope.params else scope.physical[name]
+
+
+def _if(args: list[Any], scope: _Scope) -> str | list[str]:
+    condition, if_true, if_false = args
+    chosen = if_true if _condition(scope.cfn["Conditions"][condition], scope.params) else if_false
+    return _resolve(chosen, scope)
+
+
+def _join(args: list[Any], scope: _Scope) -> str:
+    separator, items = args
+    return str(separator).join(
+        scope.one(p) for p in (items if isinstance(items, list) else [items])
+    )
+
+
+def _select(args: list[Any], scope: _Scope) -> str:
+    index, items = args
+    listed = _resolve(items, scope)
+    return (listed if isinstance(listed, list) else [listed])[int(index)]
+
+
+def _sub(args: Any, scope: _Scope) -> str:
+    text, variables = (args, {}) if isinstance(args, str) else args
+    local = {k: scope.one(v) for k, v in variables.items()}
+    return re.sub(
+        r"\$\{([^}]+)\}", lambda m: local[m[1]] if m[1] in local else _ref(m[1], scope), text
+    )
+
+
+_INTRINSICS: dict[str, Callable[[Any, _Scope], str | list[str]]] = {
+    "Ref": _ref,
+    "Fn::If": _if,
+    "Fn::Join": _join,
+    "Fn::Split": lambda args, scope: scope.one(args[1]).split(args[0]),
+    "Fn::Select": _select,
+    "Fn::Sub": _sub,
+}
+
+
+def _resolve(value: Any, scope: _Scope) -> str | list[str]:
     if isinstance(value, str | int | float | bool):
         return str(value).lower() if isinstance(value, bool) else str(value)
-    if "Ref" in value:
-        name = value["Ref"]
-        return params[name] if name in params else physical[name]
-    if "Fn::If" in value:
-        condition, if_true, if_false = value["Fn::If"]
-        chosen = if_true if _condition(cfn["Conditions"][condition], params) else if_false
-        return resolve_intrinsic(chosen, cfn, params, physical)
-    if "Fn::Join" in value:
-        separator, items = value["Fn::Join"]
-        parts = items if isinstance(items, list) else [items]
-        return str(separator).join(resolve_intrinsic(p, cfn, params, physical) for p in parts)
-    if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
-        pseudo = {"AWS::StackName": STACK_NAME, "AWS::Region": REGION}
-        return re.sub(
-            r"\$\{([^}]+)\}",
-            lambda m: pseudo.get(m[1]) or resolve_intrinsic({"Ref": m[1]}, cfn, params, physical),
-            value["Fn::Sub"],
-        )
-    raise ValueError(f"the local world cannot resolve {value!r}")
+    ((function, args),) = value.items()
+    if function not in _INTRINSICS:
+        raise ValueError(f"the local world cannot resolve {value!r}")
+    return _INTRINSICS[function](args, scope)
 
 
 def _condition(spec: dict[str, Any], params: Mapping[str, str]) -> bool:

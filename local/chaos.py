@@ -54,6 +54,10 @@ def _default_aws() -> dict[str, float]:
         "runtask_server_error": 0.01,
         "dynamodb_throttle": 0.02,
         "sqs_send_error": 0.05,
+        # Per RegisterTaskDefinition call (a few dozen a soak: one per step image and
+        # stack version): high, so that each run meets some.
+        "register_throttle": 0.15,
+        "register_server_error": 0.05,
     }
 
 
@@ -85,7 +89,11 @@ class ChaosPlan:
     outage_seconds: tuple[float, float] = (6.0, 15.0)
     aws: Mapping[str, float] = field(default_factory=_default_aws)
     crashes: Mapping[str, float] = field(
-        default_factory=lambda: {"launcher.before_run_task": 0.01, "launcher.after_run_task": 0.01}
+        default_factory=lambda: {
+            "launcher.before_run_task": 0.01,
+            "launcher.after_run_task": 0.01,
+            "launcher.after_register": 0.05,
+        }
     )
     # Per SendMessageBatch call (10 jobs): a 1,000-job poll makes 100, so a crash strands
     # the rest of that poll's reservations until they expire about 40% of the time.
@@ -94,6 +102,11 @@ class ChaosPlan:
     duplicate_event: float = 0.05  # per task state change event
     late_event: float = 0.05  # held back for a few flushes, so it arrives out of order
     task_failures: Mapping[str, float] = field(default_factory=_default_failures)
+    # This share of the ordinary jobs names a step image (AllowedImages), drawn from
+    # `step_images` images, so launchers race on each new one; of those, one in twenty
+    # names an image the stack refuses and one in twenty one no registry has.
+    step_image_share: float = 0.06
+    step_images: int = 8
     cancel_every: float = 1.0  # seconds between cancels, on average...
     cancel_fraction: float = 0.02  # ...until this share of the jobs was canceled
     # Per task whose container starts: its job is canceled after its token was issued and

@@ -40,6 +40,9 @@ CRASHES_ENV = "LOCAL_CRASHES"
 CRASH_POINTS = {
     "launcher.before_run_task": "before-call.ecs.RunTask",
     "launcher.after_run_task": "after-call.ecs.RunTask",
+    # A step image's task definition registered, its claim not yet completed: another
+    # launcher takes the family over once the claim lapses (usecases/step_images.py).
+    "launcher.after_register": "after-call.ecs.RegisterTaskDefinition",
 }
 
 

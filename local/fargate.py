@@ -77,7 +77,8 @@ class SimTask:
     # The role the job's code runs as: the override's (PipelineTaskRoles), else the
     # definition's task role.
     task_role: str | None = None
-    # The image the job ran in (the agent container's, per its task definition).
+    # The image the job ran in (the agent container's, per its task definition; an image
+    # pulled through a cache by its upstream's qualified name).
     image: str | None = None
 
 
@@ -312,19 +313,84 @@ class TaskDefinitions:
             return self._found[arn]
 
 
-@dataclass(frozen=True)
+# Docker Hub's unauthenticated pulls: 10 an hour per IPv4 address, each task's pull
+# counted; the tasks share their NAT address (docs/reference/aws.md §H.7).
+DOCKER_HUB_PULLS_PER_HOUR = 10
+_DOCKER_HUB = "docker.io"
+
+
+def qualified(image: str) -> str:
+    """Docker's short names spelled out (node:22 -> docker.io/library/node:22), as a registry
+    client resolves them: a first component with a dot or a port, or localhost, is a host."""
+    first, sep, _ = image.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return image
+    return f"{_DOCKER_HUB}/{image}" if sep else f"{_DOCKER_HUB}/library/{image}"
+
+
+@dataclass
 class Registry:
-    """The images the local world's registries hold: image -> whether it holds the agent
-    (the agent image does; a step's toolchain image does not). Anything else cannot be
-    pulled."""
+    """The images the local world's registries hold, by qualified reference -> whether it
+    holds the agent (a step's toolchain image does not), and every tag of the agent's
+    repository (a stack update may move AgentImage to another). ``caches`` are the ECR
+    pull-through caches (upstream -> cache path): an image under one is its upstream's.
+    Direct Docker Hub pulls share one hourly allowance (``docker_hub_pulls_per_hour``, 0:
+    none)."""
 
     images: dict[str, bool]
+    agent_repository: str = ""
+    caches: Mapping[str, str] = field(default_factory=dict)
+    docker_hub_pulls_per_hour: int = DOCKER_HUB_PULLS_PER_HOUR
+    _pulls: list[float] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    rate_limited: int = 0
 
-    def pullable(self, image: str) -> bool:
-        return image in self.images
+    def _agent(self, image: str) -> bool:
+        return bool(self.agent_repository) and image.startswith(f"{self.agent_repository}:")
+
+    def upstream(self, image: str) -> tuple[str, bool]:
+        """The image's qualified upstream reference, and whether it comes from a cache."""
+        for registry, path in self.caches.items():
+            if image.startswith(f"{path}/"):
+                return f"{registry}/{image.removeprefix(path + '/')}", True
+        return qualified(image), False
+
+    def pull(self, image: str) -> str | None:
+        """Why pulling ``image`` fails now, or None."""
+        if self._agent(image):
+            return None
+        source, cached = self.upstream(image)
+        if source not in self.images:
+            return _pull_error(image)
+        if not cached and source.startswith(f"{_DOCKER_HUB}/") and not self._docker_hub_allows():
+            return _rate_limited(image)
+        return None
 
     def has_agent(self, image: str) -> bool:
-        return self.images.get(image, False)
+        return self._agent(image) or self.images.get(self.upstream(image)[0], False)
+
+    def _docker_hub_allows(self) -> bool:
+        if not self.docker_hub_pulls_per_hour:
+            return True
+        with self._lock:
+            now = time.monotonic()
+            self._pulls = [t for t in self._pulls if now - t < 3600]
+            if len(self._pulls) >= self.docker_hub_pulls_per_hour:
+                self.rate_limited += 1
+                return False
+            self._pulls.append(now)
+            return True
+
+
+def _rate_limited(image: str) -> str:
+    # Docker's answer past the limit, as a pull error (docs/reference/aws.md §H.7; how ECS
+    # wraps it is UNCONFIRMED: events/README.md).
+    return (
+        "CannotPullContainerError: pull image manifest has been retried 7 time(s): failed to "
+        f"resolve ref {qualified(image)}: pulling from host registry-1.docker.io failed with "
+        "status code [manifests 1]: 429 Too Many Requests - toomanyrequests: You have reached "
+        "your unauthenticated pull rate limit. https://www.docker.com/increase-rate-limit"
+    )
 
 
 def _pull_error(image: str) -> str:
@@ -417,11 +483,18 @@ class SimulatedFargate:
             job_uuid=job_uuid,
             failure=self._failure_of(job_uuid) if job_uuid else Failure.NONE,
             task_role=overrides.get("taskRoleArn") or definition.get("taskRoleArn"),
-            image=_container(definition, AGENT_CONTAINER).get("image"),
+            image=self._ran_in(_container(definition, AGENT_CONTAINER).get("image")),
         )
         task.timeline["provisioning"] = task.created_at
         self.tasks[task.arn] = task
         self._publish(task)
+
+    def _ran_in(self, image: str | None) -> str | None:
+        """The image a task's job runs in, by its upstream's qualified name (a cache's
+        path is its upstream's image)."""
+        if image is None or self._registry is None:
+            return image
+        return self._registry.upstream(image)[0]
 
     def _start_problem(self, task: SimTask) -> str | None:
         """Why the task's containers cannot start as its definition says, or None: an image
@@ -432,8 +505,9 @@ class SimulatedFargate:
         definition = self.definitions.get(task.task_definition_arn)
         containers = definition.get("containerDefinitions", [])
         for container in containers:
-            if not self._registry.pullable(container["image"]):
-                return _pull_error(container["image"])
+            problem = self._registry.pull(container["image"])
+            if problem is not None:
+                return problem
         job = _container(definition, AGENT_CONTAINER)
         setups = {
             d["containerName"] for d in job.get("dependsOn", []) if d["condition"] == "SUCCESS"

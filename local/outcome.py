@@ -7,10 +7,12 @@ tested without running a world (tests/unit/local).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from local.fargate import qualified
 
 # Job states in which an agent holds (or held) the job: the stack must never FailJob it.
 AGENT_STATES = frozenset({"assigned", "accepted", "running", "canceling", "timing_out"})
@@ -32,8 +34,10 @@ class JobOutcome:
     run_task_at: str | None = None
     # The IAM role the job's code ran as (its task's override, or the definition's).
     task_role: str | None = None
-    # The image the job ran in (its task definition's agent container).
+    # The image the job ran in (its task definition's agent container), and the one its
+    # step asked for (BUILDKITE_IMAGE), if any.
     image: str | None = None
+    asked_image: str | None = None
 
 
 @dataclass
@@ -137,6 +141,7 @@ def _outcome(
         dispatch_ms=dispatch_ms,
         history=list(view.get("history", [])),
         scheduled_at=view.get("scheduled_at"),
+        asked_image=(view.get("env") or {}).get("BUILDKITE_IMAGE"),
         run_task_at=run_task_at.isoformat() if run_task_at is not None else None,
     )
 
@@ -153,6 +158,17 @@ def _broken(
     if view.get("finished_by") == "stack" and seen & AGENT_STATES:
         broken.append(f"FailJob on a job the agent took: {label} ({job_id})")
     return broken
+
+
+def wrong_image(job: JobOutcome, allowed: Callable[[str], bool]) -> bool:
+    """A job that ran in another image than the one its step asked for and the stack
+    allows, or in an image it asked for and the stack does not allow."""
+    if job.image is None:
+        return False
+    asked = qualified(job.asked_image) if job.asked_image else None
+    if asked and allowed(job.asked_image or ""):
+        return job.image != asked
+    return job.image == asked
 
 
 def _parse_time(text: str | None) -> datetime | None:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TextIO
 
 from local.chaos import ChaosPlan
-from local.outcome import AGENT_STATES, JobOutcome, WorldReport
-from local.world import OUT, World, WorldOptions
+from local.outcome import AGENT_STATES, JobOutcome, WorldReport, wrong_image
+from local.world import DEMO_REFUSED_IMAGE, OUT, World, WorldOptions
 
 MUST_BE_ZERO = (
     "lost",
@@ -33,6 +33,7 @@ MUST_BE_ZERO = (
     "tasks_without_a_valid_token",
     "failjob_on_canceled",
     "token_expired_unclear",
+    "wrong_image",
 )
 
 
@@ -60,6 +61,8 @@ class SoakFigures:
     # Jobs whose token a fault made expire before the task started, not ended failed back
     # with a reason naming the token (or canceled): each must be.
     token_expired_unclear: int = 0
+    # Jobs that ran in another image than their allowed step image, or in one not allowed.
+    wrong_image: int = 0
 
     @property
     def ok(self) -> bool:
@@ -109,6 +112,10 @@ def figures(report: WorldReport) -> SoakFigures:
         token_expired_unclear=sum(
             1 for job in report.jobs if job.id in expired and not _token_reason(job)
         ),
+        # The workload's one refused image is the soak's own list, not the stack's rule.
+        wrong_image=sum(
+            1 for job in report.jobs if wrong_image(job, lambda i: i != DEMO_REFUSED_IMAGE)
+        ),
     )
 
 
@@ -139,6 +146,19 @@ def print_figures(result: SoakFigures, report: WorldReport, out: TextIO) -> None
         "tasks whose token expired before registering": counts.get(
             "tasks_whose_token_expired_first", 0
         ),
+        "jobs naming a step image": sum(1 for j in report.jobs if j.asked_image),
+        "RegisterTaskDefinition calls (one per image and version)": report.aws_calls.get(
+            "ecs.RegisterTaskDefinition", 0
+        ),
+        "  retries of them inside botocore": report.aws_retries.get(
+            "ecs.RegisterTaskDefinition", 0
+        ),
+        "launches that waited for another's registration": round(
+            report.metrics.get("StepImageRegistrations[waited]", 0)
+        ),
+        "launches retried while another registered": round(
+            report.metrics.get("StepImageRegistrations[busy]", 0)
+        ),
         "stack updates mid-run": counts.get("stack_updates", 0),
         "launches before the update": counts.get("launched_before_update", 0),
         "launches after it": counts.get("launched_after_update", 0),
@@ -165,6 +185,7 @@ def print_figures(result: SoakFigures, report: WorldReport, out: TextIO) -> None
         ("tasks started without a valid token (must be 0)", result.tasks_without_a_valid_token),
         ("FailJob on jobs canceled at task start (must be 0)", result.failjob_on_canceled),
         ("token expired, not failed back naming it (must be 0)", result.token_expired_unclear),
+        ("ran in another image than asked and allowed (must be 0)", result.wrong_image),
     ]
     for name, n in rows:
         print(f"  {name:<52} {n:>6}", file=out)

@@ -71,13 +71,23 @@ STATE_CHECK_SECONDS = 0.5
 DEMO_DISK_GIB = 50
 # The demo's step images (AllowedImages allows the first registry's official images): one
 # the local registry holds, without the agent, and one the stack must refuse.
-ALLOWED_IMAGES = "public.ecr.aws/docker/library/*"
+ALLOWED_IMAGES = "public.ecr.aws/docker/library/*,docker.io/library/*"
 DEMO_STEP_IMAGE = "public.ecr.aws/docker/library/node:22-alpine"
 DEMO_REFUSED_IMAGE = "docker.io/someone/miner:latest"
 PRIVATE_SSH_LABEL = "private checkout over ssh"
 PRIVATE_HTTPS_LABEL = "private https checkout (node)"
-# Images of the local registry beyond the agent's (which holds the agent): name -> False.
-STEP_IMAGES = {DEMO_STEP_IMAGE: False}
+# The soak's step images (ChaosPlan.step_images of them), and one no registry has.
+SOAK_IMAGES = tuple(f"public.ecr.aws/docker/library/tool{n}:1" for n in range(32))
+MISSING_IMAGE = "public.ecr.aws/docker/library/no-such-image:1"
+# Docker Hub's, as steps name them (official images: short names), for the burst benchmark.
+DOCKER_HUB_IMAGES = tuple(f"toolchain{n}:1" for n in range(64))
+# Images of the local registry beyond the agent's (which holds the agent), by qualified
+# reference: name -> False.
+STEP_IMAGES = (
+    {DEMO_STEP_IMAGE: False}
+    | dict.fromkeys(SOAK_IMAGES, False)
+    | dict.fromkeys((f"docker.io/library/{i}" for i in DOCKER_HUB_IMAGES), False)
+)
 DEPLOY_PIPELINE = {"slug": "deploy-app", "uuid": "5b0f6c1e-8d2a-4f3b-9c7e-2a1d4e6f8b90"}
 DEPLOY_ROLE_PATH, DEPLOY_ROLE_NAME = "/buildkite-pipeline/", "deploy-app"
 DEPLOY_LABEL = "deploys as its pipeline role"
@@ -125,6 +135,11 @@ class WorldOptions:
     # Steady arrivals after the paused window: this many more ordinary jobs, one every
     # feed_interval seconds (the dispatch-latency benchmark uses it).
     feed_jobs: int = 0
+    # The ordinary jobs name Docker Hub step images, this many of them in turn (the burst
+    # benchmark's 20); 0: none. With docker_hub_cache off (DockerHubCacheSecretArn empty)
+    # their tasks pull from Docker Hub itself, under its hourly limit.
+    step_images: int = 0
+    docker_hub_cache: bool = True
     feed_interval: float = 0.5
     # Arrivals are a Poisson process (exponential gaps, this seed): a fixed gap would lock
     # their phase to the poll loop's and make the median depend on that phase.
@@ -191,15 +206,24 @@ def workload(opts: WorldOptions) -> list[tuple[str, dict[str, Any]]]:
     named: list[tuple[str, dict[str, Any]]] = []
     # Under chaos, some ordinary jobs' tasks fail too (before or after the agent acquires).
     dice = opts.chaos.rng("task-failures") if opts.chaos else None
+    images = opts.chaos.rng("step-images") if opts.chaos else None
     for i in range(opts.jobs):
         command = "exit 1" if i % 5 == 4 else f"echo part {i + 1} ok"
         failure = opts.chaos.failure_for(dice) if opts.chaos and dice else Failure.NONE
+        image = _soak_image(opts.chaos, images) if opts.chaos and images else None
+        if opts.step_images:
+            image = DOCKER_HUB_IMAGES[i % min(opts.step_images, len(DOCKER_HUB_IMAGES))]
         # The second asks for more disk (AllowSizeOverrides is on here): RunTask's
         # ephemeral storage override.
         disk = i == 1
         rules = [f"queue={q}", "os=linux", f"disk={DEMO_DISK_GIB}"] if disk else None
         label = f"build part {i + 1}" + (f" ({DEMO_DISK_GIB} GiB disk)" if disk else "")
-        named.append((label, job(command, priority=(0, 5, 1)[i % 3], failure=failure, rules=rules)))
+        named.append(
+            (
+                label,
+                job(command, priority=(0, 5, 1)[i % 3], failure=failure, rules=rules, image=image),
+            )
+        )
     named += [
         ("needs a GPU (not for this stack)", job("nvidia-smi", rules=[f"queue={q}", "gpu=true"])),
         ("runs in its own image (node)", job("node --version || true", image=DEMO_STEP_IMAGE)),
@@ -218,6 +242,18 @@ def workload(opts: WorldOptions) -> list[tuple[str, dict[str, Any]]]:
         ),
     ]
     return named
+
+
+def _soak_image(chaos: ChaosPlan, dice: random.Random) -> str | None:
+    """A soak job's step image, or None for the agent image (ChaosPlan.step_image_share)."""
+    if dice.random() >= chaos.step_image_share:
+        return None
+    roll = dice.random()
+    if roll < 0.05:
+        return DEMO_REFUSED_IMAGE  # failed back at once, naming AllowedImages
+    if roll < 0.10:
+        return MISSING_IMAGE  # allowed, registered, and its pull fails
+    return SOAK_IMAGES[dice.randrange(min(chaos.step_images, len(SOAK_IMAGES)))]
 
 
 class ContainerSlot:
@@ -360,6 +396,7 @@ class World:
         self.console = console
         self.labels: dict[str, str] = {}
         self.created: dict[str, dict[str, Any]] = {}
+        self.registry: Registry | None = None
         # Faults injected by kind (soak only), and DLQ/parked records nobody handled.
         self.faults: Counter[str] = Counter()
         self.dlq_left = self.events_left = self.parked = 0
@@ -406,6 +443,8 @@ class World:
             "AgentTokenMode": o.agent_token_mode,
             "AllowSizeOverrides": "true",
             "AllowedImages": ALLOWED_IMAGES,
+            # Without the cache, step images from Docker Hub are pulled from Docker Hub.
+            **({} if o.docker_hub_cache else {"DockerHubCacheSecretArn": ""}),
             **({"PipelineTaskRoles": self._pipeline_roles} if self._template_maps_role() else {}),
         }
 
@@ -572,7 +611,7 @@ class World:
         fargate = SimulatedFargate(
             ecs=ecs,
             definitions=definitions,
-            registry=Registry({agent_image: True, **STEP_IMAGES}),
+            registry=self._registry(aws, agent_image),
             cluster=aws.environments["LauncherFunction"]["ECS_CLUSTER"],
             agent=SimulatedAgent(emu.base_url, timing),
             emit=bridge.publish,
@@ -607,6 +646,21 @@ class World:
             bridge=bridge,
             fargate=fargate,
         )
+
+    def _registry(self, aws: AwsWorld, agent_image: str) -> Registry:
+        """The local registries: the agent's, the step images', and the ECR pull-through
+        caches the launcher names (STEP_IMAGE_CACHES), each serving its upstream."""
+        caches = {}
+        for pair in aws.environments["LauncherFunction"].get("STEP_IMAGE_CACHES", "").split(","):
+            upstream, sep, path = pair.partition("=")
+            if sep:
+                caches[upstream] = path
+        self.registry = Registry(
+            {agent_image: True, **STEP_IMAGES},
+            agent_repository=agent_image.rpartition(":")[0],
+            caches=caches,
+        )
+        return self.registry
 
     def _drive_poller(self, stop: threading.Event, errors: list[str]) -> None:
         """The scheduler: invoke the poller back to back, each invocation polling until
@@ -719,7 +773,11 @@ class World:
             self.events_left = _messages_left(aws, "EventsDeadLetterQueue")
             self.parked = _messages_left(aws, "ParkedQueue")
         report = self._report(emu, plumbing.fargate)
-        report.counts.update(plumbing.counts(), poller_errors=len(poller_errors))
+        report.counts.update(
+            plumbing.counts(),
+            poller_errors=len(poller_errors),
+            docker_hub_pulls_refused=self.registry.rate_limited if self.registry else 0,
+        )
         if self.updated_at is not None:
             report.counts.update(self._update_counts(plumbing.fargate))
         report.evidence = plumbing.evidence(poller_errors)

@@ -24,7 +24,15 @@ def soak(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object, str]
     # frequent, so 150 jobs meet every fault source.
     plan = ChaosPlan(
         seed=SEED,
-        crashes={"launcher.before_run_task": 0.03, "launcher.after_run_task": 0.03},
+        crashes={
+            "launcher.before_run_task": 0.03,
+            "launcher.after_run_task": 0.03,
+            "launcher.after_register": 0.2,
+        },
+        # Step images on a fifth of the jobs, and their registrations failing often, so
+        # that launchers race on new images and meet each registration fault.
+        step_image_share=0.2,
+        aws={**ChaosPlan(seed=SEED).aws, "register_throttle": 0.3, "register_server_error": 0.2},
         poller_crash_after_reserve=0.02,
         duplicate_delivery=0.05,
         cancel_fraction=0.03,
@@ -84,6 +92,19 @@ def test_faults_of_every_source_were_injected(soak: tuple[object, object, str]) 
     sources = {kind.split(".", 1)[0] for kind in result.faults}  # type: ignore[attr-defined]
     assert {"stacks_api", "aws", "crash", "cancel"} <= sources, console
     assert report.counts["events_duplicated"] + report.counts["events_delayed"] > 0  # type: ignore[attr-defined]
+
+
+def test_step_images_ran_as_asked_through_registration_faults_and_races(
+    soak: tuple[object, object, str],
+) -> None:
+    result, report, console = soak
+    faults = result.faults  # type: ignore[attr-defined]
+    assert faults.get("aws.register_throttle", 0) + faults.get("aws.register_server_error", 0) > 0
+    asked = [j for j in report.jobs if j.asked_image]  # type: ignore[attr-defined]
+    assert len({j.asked_image for j in asked}) >= 3, console
+    ran = [j for j in asked if j.image]
+    assert ran, console
+    assert result.wrong_image == 0, console  # type: ignore[attr-defined]
 
 
 def test_every_job_ended_in_one_outcome(soak: tuple[object, object, str]) -> None:

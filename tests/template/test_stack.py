@@ -254,7 +254,12 @@ PARAMETER_SETS = {
         "AgentImageOverride": "123456789012.dkr.ecr.us-east-1.amazonaws.com/agent:1",
         "PrivateImageRepositoryArns": "arn:aws:ecr:us-east-1:123456789012:repository/agent",
     },
-    "step images allowed": {"AllowedImages": "node:*,public.ecr.aws/docker/library/*"},
+    "step images allowed, a Docker Hub cache": {
+        "AllowedImages": "node:*,public.ecr.aws/docker/library/*",
+        "DockerHubCacheSecretArn": (
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/hub-AbCdEf"
+        ),
+    },
 }
 
 

@@ -16,6 +16,7 @@ from fargate_stack.domain.step_image import (
     derive_task_definition,
     derived_family,
     parse_allowed_images,
+    parse_caches,
     parse_image_reference,
 )
 from tests.support.template import deployed_resources, parameter_values, render
@@ -162,3 +163,59 @@ def test_the_templates_agent_definition_derives_within_ecs_limits(
     ).request
     assert len(json.dumps(request)) < 64 * 1024
     assert len(request["containerDefinitions"]) <= 10
+
+
+HUB_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/hub-AbCdEf"
+
+
+def test_by_default_step_images_from_ecr_public_use_the_agent_images_cache(
+    cfn_template: dict[str, Any],
+) -> None:
+    params = parameter_values(cfn_template, **SAMPLE_PARAMETERS, AllowedImages=ALLOWED)
+    assert "StepImageDockerHubCacheRule" not in deployed_resources(cfn_template, params)
+    caches = parse_caches(launcher_env(cfn_template, params)["STEP_IMAGE_CACHES"])
+    assert list(caches) == ["public.ecr.aws"]
+    assert caches["public.ecr.aws"].endswith("/buildkite-fargate-51af3dc0")
+
+
+def test_a_docker_hub_secret_makes_the_cache_and_lets_the_tasks_pull_through_it(
+    cfn_template: dict[str, Any],
+) -> None:
+    params = parameter_values(
+        cfn_template, **SAMPLE_PARAMETERS, AllowedImages=ALLOWED, DockerHubCacheSecretArn=HUB_SECRET
+    )
+    deployed = deployed_resources(cfn_template, params)
+    rule = deployed["StepImageDockerHubCacheRule"]["Properties"]
+    assert rule["UpstreamRegistryUrl"] == "registry-1.docker.io"
+    assert rule["CredentialArn"] == {"Ref": "DockerHubCacheSecretArn"}
+    prefix = render(rule["EcrRepositoryPrefix"], cfn_template, params)
+    assert 2 <= len(prefix) <= 30  # ECR's prefix length (docs/reference/aws.md §H.29)
+    template = deployed["StepImageDockerHubCacheTemplate"]["Properties"]
+    assert render(template["Prefix"], cfn_template, params) == prefix
+    caches = parse_caches(launcher_env(cfn_template, params)["STEP_IMAGE_CACHES"])
+    assert caches["docker.io"] == f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{prefix}"
+    pull = next(
+        s
+        for s in statements(cfn_template, "AgentExecutionRole", params)
+        if s.get("Sid") == "PullAndPopulateTheDockerHubCache"
+    )
+    resource = render(pull["Resource"], cfn_template, params)
+    assert resource == f"arn:aws:ecr:us-east-1:123456789012:repository/{prefix}/*"
+    # ECR reads the upstream credentials itself: no statement of the role names the secret.
+    granted = statements(cfn_template, "AgentExecutionRole", params)
+    assert "DockerHubCacheSecretArn" not in json.dumps(granted)
+
+
+@pytest.mark.parametrize(
+    ("arn", "accepted"),
+    [
+        ("", True),
+        (HUB_SECRET, True),
+        ("arn:aws:secretsmanager:us-east-1:123456789012:secret:docker-hub-AbCdEf", False),
+    ],
+)
+def test_the_docker_hub_secret_must_be_named_as_ecr_requires(
+    cfn_template: dict[str, Any], arn: str, accepted: bool
+) -> None:
+    pattern = re.compile(cfn_template["Parameters"]["DockerHubCacheSecretArn"]["AllowedPattern"])
+    assert bool(pattern.fullmatch(arn)) is accepted

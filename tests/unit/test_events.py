@@ -29,6 +29,7 @@ def load(name: str) -> dict[str, Any]:
 
 STOPPED_CASES = [
     ("task-stopped-image-pull.json", StopReason.IMAGE_PULL),
+    ("task-stopped-registry-rate-limit.json", StopReason.REGISTRY_RATE_LIMIT),
     ("task-stopped-secrets.json", StopReason.SECRETS),
     ("task-stopped-out-of-memory.json", StopReason.OUT_OF_MEMORY),
     ("task-stopped-agent-exit.json", StopReason.AGENT_EXITED),

@@ -235,6 +235,7 @@ def launcher() -> LauncherWiring:
                 family_prefix=settings.step_image_family_prefix,
                 stack_key=settings.stack_key,
                 registrations_per_day=settings.step_image_registrations_per_day,
+                caches=settings.step_image_caches,
             ),
         )
         if settings.allowed_images

@@ -40,7 +40,12 @@ from fargate_stack.domain.launch import (
     parse_pipeline_task_roles,
 )
 from fargate_stack.domain.rules import LAUNCH_OPTION_KEYS, parse_tags
-from fargate_stack.domain.step_image import AllowedImagesError, parse_allowed_images
+from fargate_stack.domain.step_image import (
+    AllowedImagesError,
+    StepImageCachesError,
+    parse_allowed_images,
+    parse_caches,
+)
 from fargate_stack.errors import ConfigurationError
 
 _STACK_KEY = r"^[A-Za-z0-9_-]{1,80}$"  # docs/reference/stacks-api.md §3.1
@@ -148,6 +153,9 @@ class LauncherSettings(CommonSettings):
     allowed_images: tuple[str, ...] = ()
     step_image_family_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,200}$")
     step_image_registrations_per_day: int = Field(default=50, ge=1, le=1000)
+    # Upstream registry -> its ECR pull-through cache path (the template's, from
+    # DockerHubCacheSecretArn and AgentImageCache): step images from there pull through it.
+    step_image_caches: dict[str, str] = Field(default_factory=dict)
 
     _split_subnets = field_validator("subnets", "security_groups", mode="before")(_split)
 
@@ -178,6 +186,16 @@ class LauncherSettings(CommonSettings):
         try:
             return parse_allowed_images(value)
         except AllowedImagesError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("step_image_caches", mode="before")
+    @classmethod
+    def _caches(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_caches(value)
+        except StepImageCachesError as exc:
             raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")

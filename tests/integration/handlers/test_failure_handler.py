@@ -31,7 +31,7 @@ def test_a_reserved_job_whose_image_cannot_be_pulled_is_failed_back(
     assert view["state"] == "finished"
     assert view["finished_by"] == "stack"
     assert view["exit_status"] == -1
-    assert "agent image could not be pulled" in view["finish_detail"]
+    assert "image could not be pulled" in view["finish_detail"]
 
 
 def test_duplicate_events_fail_the_job_once(deployed: DeployedStack, sample: Loader) -> None:
@@ -121,7 +121,7 @@ def test_a_stop_event_it_failed_on_is_retried_from_the_queue(
     assert response == {"batchItemFailures": []}
     view = deployed.job(job)
     assert view["finished_by"] == "stack"
-    assert "agent image could not be pulled" in view["finish_detail"]  # the first record
+    assert "image could not be pulled" in view["finish_detail"]  # the first record
 
 
 def test_while_buildkite_is_down_the_retried_events_stay_on_the_queue(

@@ -16,13 +16,16 @@ from fargate_stack.domain.step_image import (
     AllowedImagesError,
     ImageReferenceError,
     ImageVerdict,
+    StepImageCachesError,
     decide_image,
     derive_task_definition,
     derived_family,
     family_base_revision,
     parse_allowed_images,
+    parse_caches,
     parse_image_reference,
     stale_family,
+    through_cache,
 )
 from local.template import load_sam_template
 
@@ -275,3 +278,53 @@ def test_a_base_without_the_agent_container_is_an_error() -> None:
             image=parse_image_reference("node:20"),
             family="ci-step-7-x",
         )
+
+
+HUB_CACHE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/bkf-hub-51af3dc0"
+PUBLIC_CACHE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/buildkite-fargate-51af3dc0"
+
+
+def test_the_templates_caches_parse_and_empty_parts_are_skipped() -> None:
+    text = f"docker.io={HUB_CACHE},public.ecr.aws={PUBLIC_CACHE}"
+    assert parse_caches(text) == {"docker.io": HUB_CACHE, "public.ecr.aws": PUBLIC_CACHE}
+    assert parse_caches(f",public.ecr.aws={PUBLIC_CACHE}") == {"public.ecr.aws": PUBLIC_CACHE}
+    assert parse_caches("") == {}
+    for bad in ("quay.io=" + HUB_CACHE, "docker.io=evil.example/x", "docker.io"):
+        with pytest.raises(StepImageCachesError, match="STEP_IMAGE_CACHES"):
+            parse_caches(bad)
+
+
+@pytest.mark.parametrize(
+    ("image", "pulled"),
+    [
+        # Docker Hub's official images are under library/ in the cache (docs/reference/aws.md §H.8)
+        ("node:22", f"{HUB_CACHE}/library/node:22"),
+        ("docker.io/library/node:22", f"{HUB_CACHE}/library/node:22"),
+        ("bitnami/git:2", f"{HUB_CACHE}/bitnami/git:2"),
+        (f"node@{DIGEST}", f"{HUB_CACHE}/library/node@{DIGEST}"),
+        ("public.ecr.aws/docker/library/node:22", f"{PUBLIC_CACHE}/docker/library/node:22"),
+        # no cache for these registries: as written
+        ("ghcr.io/org/tool:1", "ghcr.io/org/tool:1"),
+        ("123456789012.dkr.ecr.us-east-1.amazonaws.com/ci/tool:1", None),
+    ],
+)
+def test_images_of_a_cached_upstream_are_pulled_through_the_cache(
+    image: str, pulled: str | None
+) -> None:
+    caches = {"docker.io": HUB_CACHE, "public.ecr.aws": PUBLIC_CACHE}
+    assert through_cache(parse_image_reference(image), caches) == (pulled or image)
+
+
+def test_without_caches_every_image_is_pulled_as_written() -> None:
+    assert through_cache(parse_image_reference("node:22"), {}) == "node:22"
+
+
+def test_the_derived_definition_pulls_through_the_cache() -> None:
+    request = derive_task_definition(
+        base_definition(),
+        container_name="agent",
+        image=parse_image_reference("node:22"),
+        family="ci-step-7-x",
+        caches={"docker.io": HUB_CACHE},
+    ).request
+    assert request["containerDefinitions"][1]["image"] == f"{HUB_CACHE}/library/node:22"

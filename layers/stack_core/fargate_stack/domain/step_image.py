@@ -181,6 +181,45 @@ def decide_image(job_env: Mapping[str, str], patterns: Sequence[str]) -> ImageDe
     return ImageDecision(ImageVerdict.USE, image=image)
 
 
+# ---- pull-through caches -----------------------------------------------------------------
+
+# Upstream registry -> the ECR pull-through cache's path (<account>.dkr.ecr.<region>.<suffix>
+# /<prefix>) that serves it (docs/reference/aws.md §H.8). Every task pulls its image afresh, and
+# tasks behind one NAT address share Docker Hub's 10 unauthenticated pulls an hour
+# (docs/reference/aws.md §H.7), so a cached upstream's images are pulled from the cache.
+_CACHE_PATH = re.compile(r"[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.[a-z0-9.]+/[a-z0-9._/-]{2,30}")
+
+
+class StepImageCachesError(ValueError):
+    """The launcher's STEP_IMAGE_CACHES does not parse."""
+
+
+def parse_caches(text: str) -> dict[str, str]:
+    """``<upstream>=<cache path>,...`` (the template writes it) -> {upstream: path}."""
+    caches: dict[str, str] = {}
+    for pair in (p.strip() for p in text.split(",") if p.strip()):
+        upstream, sep, path = pair.partition("=")
+        if (
+            not sep
+            or upstream not in (_DOCKER_HUB, "public.ecr.aws")
+            or not _CACHE_PATH.fullmatch(path)
+        ):
+            raise StepImageCachesError(
+                f"STEP_IMAGE_CACHES: {pair!r} is not <upstream>=<cache path>"
+            )
+        caches[upstream] = path
+    return caches
+
+
+def through_cache(image: ImageReference, caches: Mapping[str, str]) -> str:
+    """The reference ECS pulls: the cache's path for an image of a cached upstream (Docker
+    Hub's official images under library/: ImageReference.qualified), else the image as the
+    step wrote it."""
+    registry, _, path = image.qualified.partition("/")
+    cache = caches.get(registry)
+    return f"{cache}/{path}" if cache else image.text
+
+
 # ---- the derived task definition -------------------------------------------------------
 
 # The family: RegisterTaskDefinition allows up to 255 letters, digits, hyphens and
@@ -373,6 +412,7 @@ def derive_task_definition(
     image: ImageReference,
     family: str,
     tags: Sequence[tuple[str, str]] = (),
+    caches: Mapping[str, str] | None = None,
 ) -> DerivedDefinition:
     """The stack's agent task definition (DescribeTaskDefinition's ``taskDefinition``) with
     the job container running ``image``: the agent container becomes the setup container
@@ -401,7 +441,7 @@ def derive_task_definition(
     environment += [{"name": k, "value": v} for k, v in STEP_AGENT_ENV]
     job = {
         **{k: v for k, v in agent.items() if k not in ("entryPoint", "command", "dependsOn")},
-        "image": image.text,
+        "image": through_cache(image, caches or {}),
         "essential": True,
         "entryPoint": ["/bin/sh", f"{SHARED_PATH}/bin/entrypoint"],
         "command": ["start"],
@@ -416,4 +456,4 @@ def derive_task_definition(
     request["volumes"] = [*base.get("volumes", []), {"name": SHARED_VOLUME}]
     if tags:
         request["tags"] = [{"key": k, "value": v} for k, v in tags]
-    return DerivedDefinition(family=family, image=image.text, request=request)
+    return DerivedDefinition(family=family, image=job["image"], request=request)

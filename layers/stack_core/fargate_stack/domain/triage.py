@@ -47,6 +47,9 @@ class StopReason(StrEnum):
     """Bounded set of stop causes: a metric dimension and the first word of a FailJob."""
 
     IMAGE_PULL = "image_pull"
+    # A registry refused the pull for its rate limit (Docker Hub: 10 unauthenticated pulls
+    # an hour per address; every task pulls afresh).
+    REGISTRY_RATE_LIMIT = "registry_rate_limit"
     SECRETS = "secrets"
     RESOURCE_INITIALIZATION = "resource_initialization"
     NETWORK_PROVISIONING = "network_provisioning"
@@ -126,11 +129,23 @@ TRIAGE_TABLE: tuple[_Row, ...] = (
         "buildkite/agent clicommand/agent_start.go: ErrJobAcquisitionRejected exits 27",
     ),
     _Row(
+        StopReason.REGISTRY_RATE_LIMIT,
+        _contains("toomanyrequests", "pull rate limit", "429 Too Many Requests"),
+        lambda t: (
+            "The registry refused the image pull for its rate limit (Docker Hub allows 10 "
+            "unauthenticated pulls an hour per address, and every task pulls afresh): pull "
+            "Docker Hub images through the stack's ECR pull-through cache "
+            f"(DockerHubCacheSecretArn), or from ECR: {_reason_of(t)}"
+        ),
+        "docs/reference/aws.md §H.7 (Docker Hub pull usage and limits)",
+    ),
+    _Row(
         StopReason.IMAGE_PULL,
         _contains("CannotPullContainerError", "pull image manifest", "PullImageError"),
         lambda t: (
-            "The agent image could not be pulled (check the image name, registry "
-            f"access and the subnets' route to the registry): {_reason_of(t)}"
+            "The task's image could not be pulled, the agent image or the step's image: "
+            "(check the image name, registry access, PrivateImageRepositoryArns for a "
+            f"private ECR image, and the subnets' route to the registry): {_reason_of(t)}"
         ),
         "docs/reference/aws.md §B.6 (CannotPullContainerError)",
     ),

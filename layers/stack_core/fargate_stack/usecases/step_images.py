@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -27,6 +27,7 @@ from fargate_stack.domain.step_image import (
     derive_task_definition,
     derived_family,
     stale_family,
+    through_cache,
 )
 from fargate_stack.errors import PermanentError, StackError, TransientError
 from fargate_stack.observability import Metric, count, count_by, logger
@@ -57,6 +58,8 @@ class StepImageOptions:
     # RegisterTaskDefinition and DeregisterTaskDefinition share a bucket of 20, refilled at
     # 1 a second (docs/reference/aws.md §B.9): the cleanup must not starve registrations.
     cleanup_max: int = 2
+    # Upstream registry -> pull-through cache path (STEP_IMAGE_CACHES).
+    caches: Mapping[str, str] = field(default_factory=dict)
 
 
 class StepImageDefinitions:
@@ -74,11 +77,16 @@ class StepImageDefinitions:
         self._options = options
         self._known: dict[str, str] = {}  # family -> task definition ARN
         self._base: Mapping[str, Any] | None = None
+        # Stale families come only from older stack versions, which this container's
+        # version never adds to: once a pass leaves none, no later one can find any.
+        self._clean = False
 
     def resolve(self, image: ImageReference) -> str:
         """The ARN of the task definition that runs ``image``."""
         opts = self._options
-        family = derived_family(opts.family_prefix, opts.base_task_definition, image.text)
+        # The reference ECS pulls names the family: enabling a cache makes new families.
+        pulled = through_cache(image, opts.caches)
+        family = derived_family(opts.family_prefix, opts.base_task_definition, pulled)
         known = self._known.get(family)
         if known is not None:
             return known
@@ -128,6 +136,7 @@ class StepImageDefinitions:
             container_name=opts.container_name,
             image=image,
             family=family,
+            caches=opts.caches,
             tags=(
                 ("buildkite:stack", opts.stack_key),
                 ("buildkite:base-revision", str(base_revision(opts.base_task_definition))),
@@ -153,6 +162,8 @@ class StepImageDefinitions:
         """Deregister up to ``cleanup_max`` revisions of stale families. Best effort: a
         revision left ACTIVE costs nothing, and the next registration tries again."""
         opts = self._options
+        if self._clean:
+            return
         current = base_revision(opts.base_task_definition)
         left = opts.cleanup_max
         try:
@@ -165,6 +176,9 @@ class StepImageDefinitions:
                     self._definitions.deregister(arn)
                     left -= 1
                     count(Metric.STEP_IMAGE_DEREGISTERED)
+            # Budget left over: every stale revision listed is gone (a full pass might
+            # have left some; the next registration looks again).
+            self._clean = left > 0
         except StackError as exc:
             logger.warning(
                 "stale step-image task definitions not cleaned up", extra={"error": str(exc)}
