@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -286,6 +287,10 @@ def burst(jobs: int, images: int = 0) -> dict[str, Any]:
         "jobs_in_workload": len(report.jobs),
         "ordinary_jobs": len(ordinary),
         "launched": report.launched,
+        # Ordinary jobs the stack failed back, by reason: a burst should have none.
+        "ordinary_failed_back": dict(
+            Counter(j.detail or "" for j in ordinary if j.finished_by == "stack")
+        ),
         "invariants_ok": report.ok,
         "all_launched_s": round(seconds, 1),
         "half_launched_s": round(statistics.median(dispatched) / 1000, 1),

@@ -87,6 +87,17 @@ class FargateTiming:
     provisioning_seconds: float = 0.2
     pending_seconds: float = 0.2
     command_timeout_seconds: float = 30.0
+    # The wait between two attempts of one agent call. The real agent waits 1-10 s
+    # (docs/reference/aws.md §A.2); the local world compresses time, as for the phases.
+    agent_retry_seconds: float = 0.5
+
+
+# How many times the real agent tries each call before it gives up, retrying connection
+# errors, timeouts, 429 and 5xx and nothing else (buildkite/agent `core/client.go` and
+# `api/retryable.go`; docs/reference/aws.md §A.2). Without them the simulated agent exited 1
+# on the first timeout of a 2,000-task burst, which the real one would have ridden out.
+REGISTER_ATTEMPTS, CONNECT_ATTEMPTS, ACQUIRE_ATTEMPTS = 30, 10, 7
+START_ATTEMPTS, FINISH_ATTEMPTS, DISCONNECT_ATTEMPTS = 7, 12, 4
 
 
 class SimulatedAgent:
@@ -106,6 +117,35 @@ class SimulatedAgent:
     def tokens_refused(self) -> int:
         with self._lock:
             return len(self.refused)
+
+    def _call(
+        self,
+        session: requests.Session,
+        method: str,
+        path: str,
+        attempts: int,
+        *,
+        retry_statuses: frozenset[int] = frozenset({429}),
+        **kwargs: Any,
+    ) -> requests.Response:
+        """One agent call with the real agent's retries: a connection error, a timeout, a
+        5xx or a status in ``retry_statuses`` is tried again, up to ``attempts`` in all; the
+        last failure is raised (the agent then exits 1)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                response = session.request(
+                    method, self._base + path, timeout=_HTTP_TIMEOUT, **kwargs
+                )
+            except requests.RequestException:
+                if attempt == attempts:
+                    raise
+            else:
+                if response.status_code < 500 and response.status_code not in retry_statuses:
+                    return response
+                if attempt == attempts:
+                    return response
+            time.sleep(self._timing.agent_retry_seconds)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _refused(self, job_uuid: str, token: str) -> int:
         with self._lock:
@@ -135,11 +175,14 @@ class SimulatedAgent:
         if isinstance(access, int):
             return access
         headers = {"Authorization": f"Token {access}"}
-        session.post(self._base + "connect", headers=headers, timeout=_HTTP_TIMEOUT)
-        acquired = session.put(
-            self._base + f"jobs/{job_uuid}/acquire",
+        self._call(session, "POST", "connect", CONNECT_ATTEMPTS, headers=headers)
+        acquired = self._call(
+            session,
+            "PUT",
+            f"jobs/{job_uuid}/acquire",
+            ACQUIRE_ATTEMPTS,
+            retry_statuses=frozenset({423, 429}),  # 423: waiting on a dependency
             headers={**headers, "X-Buildkite-Lock-Acquire-Job": "1"},
-            timeout=_HTTP_TIMEOUT,
         )
         if acquired.status_code == 422:
             return AGENT_EXIT_NOT_ACQUIRABLE
@@ -149,39 +192,47 @@ class SimulatedAgent:
             return self._refused(job_uuid, token)
         acquired.raise_for_status()
         job = acquired.json()
-        session.put(self._base + f"jobs/{job_uuid}/start", headers=headers, timeout=_HTTP_TIMEOUT)
+        self._call(session, "PUT", f"jobs/{job_uuid}/start", START_ATTEMPTS, headers=headers)
         if killed_while_running:
             return 137
         if stopped:
-            session.put(
-                self._base + f"jobs/{job_uuid}/finish",
-                json={"exit_status": "-1", "signal": "SIGTERM", "signal_reason": "agent_stop"},
-                headers=headers,
-                timeout=_HTTP_TIMEOUT,
+            self._finish(
+                session,
+                job_uuid,
+                headers,
+                {"exit_status": "-1", "signal": "SIGTERM", "signal_reason": "agent_stop"},
             )
-            session.post(self._base + "disconnect", headers=headers, timeout=_HTTP_TIMEOUT)
             return 0
         exit_status = _checkout(job.get("env") or {}, environment or {})
         if exit_status == 0:
             exit_status = self._execute(
                 str(job.get("command") or job.get("env", {}).get("BUILDKITE_COMMAND", "true"))
             )
-        session.put(
-            self._base + f"jobs/{job_uuid}/finish",
-            json={"exit_status": str(exit_status)},  # the agent sends a string
-            headers=headers,
-            timeout=_HTTP_TIMEOUT,
-        )
-        session.post(self._base + "disconnect", headers=headers, timeout=_HTTP_TIMEOUT)
+        # The agent sends the exit status as a string.
+        self._finish(session, job_uuid, headers, {"exit_status": str(exit_status)})
         return 0
+
+    def _finish(
+        self,
+        session: requests.Session,
+        job_uuid: str,
+        headers: dict[str, str],
+        body: dict[str, str],
+    ) -> None:
+        self._call(
+            session, "PUT", f"jobs/{job_uuid}/finish", FINISH_ATTEMPTS, json=body, headers=headers
+        )
+        self._call(session, "POST", "disconnect", DISCONNECT_ATTEMPTS, headers=headers)
 
     def _register(self, session: requests.Session, job_uuid: str, token: str) -> str | int:
         """The session's access token, or the agent's exit code if registration failed."""
-        registered = session.post(
-            self._base + "register",
+        registered = self._call(
+            session,
+            "POST",
+            "register",
+            REGISTER_ATTEMPTS,
             json={"name": f"fargate-{job_uuid[:8]}", "ignore_in_dispatches": True},
             headers={"Authorization": f"Token {token}"},
-            timeout=_HTTP_TIMEOUT,
         )
         if registered.status_code == 401:
             return self._refused(job_uuid, token)

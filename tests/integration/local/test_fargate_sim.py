@@ -12,11 +12,23 @@ from fargate_stack.aws.ecs import EcsTasks
 from fargate_stack.domain.launch import Capacity, build_launch_spec
 from fargate_stack.intake import parse_task_state_change
 from local.emulator import Emulator
-from local.fargate import Failure, FargateTiming, SimulatedAgent, SimulatedFargate, wait_until
+from local.fargate import (
+    REGISTER_ATTEMPTS,
+    Failure,
+    FargateTiming,
+    SimulatedAgent,
+    SimulatedFargate,
+    wait_until,
+)
 from tests.support.aws import MotoEcs, launch_config
 from tests.support.emulator import EMULATOR_TOKEN, Api
 
-FAST = FargateTiming(provisioning_seconds=0.0, pending_seconds=0.0, command_timeout_seconds=10)
+FAST = FargateTiming(
+    provisioning_seconds=0.0,
+    pending_seconds=0.0,
+    command_timeout_seconds=10,
+    agent_retry_seconds=0.01,
+)
 
 
 def create_job(emulator: Emulator, command: str, failure: Failure = Failure.NONE) -> str:
@@ -111,6 +123,44 @@ def test_an_agent_with_a_token_buildkite_refuses_exits_1_and_takes_nothing(
     assert fargate.agent.tokens_refused == 1
     stopped = parse_task_state_change(events[-1])
     assert stopped.stopped_task("agent").agent_exit_code == 1
+
+
+def add_fault(emulator: Emulator, **spec: Any) -> None:
+    requests.post(emulator.control_url + "faults", json=spec, timeout=5).raise_for_status()
+
+
+def test_the_agent_rides_out_transient_failures_as_the_real_one_does(
+    moto_ecs: MotoEcs, emulator: Emulator
+) -> None:
+    # Given Buildkite answers 503 twice at registration, drops one acquire and rate-limits
+    # one finish
+    add_fault(emulator, endpoint="agent-register", kind="status", status=503, count=2)
+    add_fault(emulator, endpoint="agent-acquire", kind="drop")
+    add_fault(emulator, endpoint="agent-finish", kind="status", status=429)
+    job = create_job(emulator, "exit 0")
+    launch(moto_ecs, job)
+    # When the task runs
+    fargate, events = simulate(moto_ecs, emulator)
+    run_until_stopped(fargate)
+    # Then the agent retried each call and ran the job
+    view = job_view(emulator, job)
+    assert (view["state"], view["finished_by"]) == ("finished", "agent")
+    assert parse_task_state_change(events[-1]).stopped_task("agent").agent_exit_code == 0
+
+
+def test_an_outage_longer_than_the_agents_retries_ends_the_task_with_exit_1(
+    moto_ecs: MotoEcs, emulator: Emulator
+) -> None:
+    add_fault(
+        emulator, endpoint="agent-register", kind="status", status=502, count=REGISTER_ATTEMPTS
+    )
+    job = create_job(emulator, "true")
+    launch(moto_ecs, job)
+    fargate, events = simulate(moto_ecs, emulator)
+    run_until_stopped(fargate)
+    assert job_view(emulator, job)["state"] == "scheduled"
+    assert parse_task_state_change(events[-1]).stopped_task("agent").agent_exit_code == 1
+    assert fargate.agent.tokens_refused == 0
 
 
 def test_a_task_whose_agent_never_took_its_job_is_not_killed_for_memory_later(
