@@ -54,3 +54,15 @@ def test_layer_content_holds_the_package_and_its_pins(sam_template: dict[str, An
     assert (content / "fargate_stack" / "__init__.py").is_file()
     # sam build adds python/ itself; a python/ folder here would end up as python/python/.
     assert not (content / "python").exists()
+
+
+def test_a_relisted_job_is_always_reserved_later_than_the_launchers_lock(
+    sam_template: dict[str, Any],
+) -> None:
+    """The launcher reads the fallback mark only for a redelivery or a job reserved more
+    than its timeout (less 5 s) after it was scheduled; a job re-listed after its
+    reservation expired was reserved again at least ReservationExpirySeconds after, so the
+    shortest reservation must outlast the launcher's timeout (usecases/launch.py)."""
+    launcher = sam_template["Resources"]["LauncherFunction"]["Properties"]
+    shortest_reservation = sam_template["Parameters"]["ReservationExpirySeconds"]["MinValue"]
+    assert launcher["Timeout"] - 5 < shortest_reservation

@@ -184,14 +184,33 @@ def test_a_first_delivery_of_a_fresh_job_does_not_read_the_fallback_ledger() -> 
     assert fallbacks.reads == 0
 
 
+def test_a_first_delivery_that_waited_in_a_burst_does_not_read_the_fallback_ledger() -> None:
+    # Given a job reserved at once that waited 90 s in the queue behind a burst
+    msg = message()
+    clock, fallbacks = FakeClock(), FakeFallbacks()
+    launcher, _, _ = world(msg, CapacityStrategy.SPOT_WITH_FALLBACK, clock, fallbacks)
+    clock.current += timedelta(seconds=90)
+    # When it is first delivered, then Then no earlier attempt can exist: no read
+    assert launcher.launch(msg)["outcome"] == "launched"
+    assert fallbacks.reads == 0
+
+
 def test_a_job_relisted_after_its_reservation_expired_reads_the_fallback_ledger(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    msg = message()
+    first = message()
+    # A new message for the job, first delivery: reserved again after the first expired.
+    relisted = first.model_copy(
+        update={
+            "reserved_at": first.scheduled_at + timedelta(minutes=15),
+            "reservation_expires_at": first.scheduled_at + timedelta(minutes=30),
+        }
+    )
     clock, fallbacks = FakeClock(), FakeFallbacks()
-    fallbacks.marked.add(str(msg.job_uuid))
-    launcher, _, tasks = world(msg, CapacityStrategy.SPOT_WITH_FALLBACK, clock, fallbacks)
-    clock.current += timedelta(minutes=15)  # a new message for the job, first delivery
+    fallbacks.marked.add(str(first.job_uuid))
+    launcher, _, tasks = world(relisted, CapacityStrategy.SPOT_WITH_FALLBACK, clock, fallbacks)
+    clock.current = relisted.reserved_at + timedelta(seconds=1)
+    msg = relisted
     assert launcher.launch(msg)["outcome"] == "launched"
     assert fallbacks.reads == 1
     assert [spec.capacity for spec in tasks.launched] == [Capacity.ON_DEMAND]
@@ -250,8 +269,10 @@ def test_given_too_little_of_the_invocation_left_then_no_task_is_started() -> No
 
 
 def test_the_ledger_read_follows_the_configured_timeout() -> None:
-    """A shorter Timeout (the soak's 16 s) shortens the lock, so younger jobs are checked."""
+    """A shorter Timeout (the soak's 16 s) shortens the lock, so jobs reserved again sooner
+    after they were scheduled are checked."""
     msg = message()
+    msg = msg.model_copy(update={"reserved_at": msg.scheduled_at + timedelta(seconds=20)})
     clock, fallbacks = FakeClock(), FakeFallbacks()
     api = FakeStacksApi()
     api.jobs_data[str(msg.job_uuid)] = JobData(str(msg.job_uuid), {}, "make")

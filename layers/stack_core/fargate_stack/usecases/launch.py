@@ -196,16 +196,19 @@ class LaunchJob:
         """Where this attempt starts. If an earlier attempt for the job may have crashed
         after falling back, only the fallback's RunTask (and its client token) finds that
         attempt's task, so the ledger is asked: one read, and only for a redelivery or a
-        job re-listed after its reservation expired (older than one invocation), never on
-        the common path."""
+        job re-listed after its reservation expired, never on the common path. A re-listed
+        job was reserved again at least one reservation (ReservationExpirySeconds, 60 s or
+        more) after it was scheduled, so the gap from scheduled to *this* reservation
+        tells it apart; its age now would not: in a burst most first deliveries wait in the
+        queue longer than that (1,030 needless reads in 2,006 launches, the burst bench)."""
         strategy = self._options.strategy
         first = strategy.first_capacity()
         fallback = strategy.fallback(first)
         if fallback is None:
             return first
-        age = self._clock.now() - message.scheduled_at
+        waited_for_reservation = message.reserved_at - message.scheduled_at
         lock = timedelta(seconds=self._options.launcher_timeout_seconds)
-        may_follow_a_crash = redelivered or age > lock - REPLAY_SLACK
+        may_follow_a_crash = redelivered or waited_for_reservation > lock - REPLAY_SLACK
         if may_follow_a_crash and self._fallbacks.fell_back(str(message.job_uuid)):
             logger.info(
                 "an earlier attempt fell back; repeating its launch",
