@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fargate_stack.domain.task_logs import AGENT_LOG_STREAM_PREFIX
 from local.template import ROOT, translate
 from tests.support.template import lint
 
@@ -66,3 +67,17 @@ def test_a_relisted_job_is_always_reserved_later_than_the_launchers_lock(
     launcher = sam_template["Resources"]["LauncherFunction"]["Properties"]
     shortest_reservation = sam_template["Parameters"]["ReservationExpirySeconds"]["MinValue"]
     assert launcher["Timeout"] - 5 < shortest_reservation
+
+
+def test_failjob_log_links_name_the_agents_real_stream(sam_template: dict[str, Any]) -> None:
+    """The failure handler builds job/<container>/<task id> links: the prefix, the container
+    and the group must be the agent container's own (domain/task_logs.py)."""
+    resources = sam_template["Resources"]
+    (agent,) = resources["AgentTaskDefinition"]["Properties"]["ContainerDefinitions"]
+    options = agent["LogConfiguration"]["Options"]
+    assert options["awslogs-stream-prefix"] == AGENT_LOG_STREAM_PREFIX
+    assert options["awslogs-group"] == {"Ref": "AgentLogGroup"}
+    common = sam_template["Globals"]["Function"]["Environment"]["Variables"]
+    assert agent["Name"] == common["AGENT_CONTAINER_NAME"]
+    handler = resources["FailureHandlerFunction"]["Properties"]["Environment"]["Variables"]
+    assert handler["AGENT_LOG_GROUP"] == {"Ref": "AgentLogGroup"}

@@ -273,6 +273,7 @@ def failure_handler() -> FailureHandlerWiring:
         api=_stacks(settings),
         stack_key=settings.stack_key,
         agent_container=settings.agent_container_name,
+        agent_log_group=settings.agent_log_group,
     )
     return FailureHandlerWiring(use_case=use_case)
 

@@ -223,6 +223,8 @@ class LauncherSettings(CommonSettings):
 class FailureHandlerSettings(CommonSettings):
     ecs_cluster: str = Field(min_length=1)
     agent_container_name: str = Field(min_length=1, max_length=255)
+    # The agent's log group: FailJob details link to the task's stream; unset, no link.
+    agent_log_group: str | None = Field(default=None, min_length=1, max_length=512)
 
 
 SettingsT = TypeVar("SettingsT", bound=CommonSettings)

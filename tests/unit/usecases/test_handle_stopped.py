@@ -126,3 +126,29 @@ def test_agent_exit_0_means_the_job_ran_so_buildkite_is_not_even_asked() -> None
     decision = use_case.on_task_stopped(ours("ecs-stopped-essential-exit-0.json", "kaniko", job))
     assert decision.reason == "agent_ran_job"
     assert api.failed == {}
+
+
+def test_the_failjob_detail_links_to_the_tasks_agent_log() -> None:
+    # Given a failure handler that knows the agent's log group
+    job = str(uuid.uuid4())
+    api = FakeStacksApi(states={job: "scheduled"})
+    use_case = HandleStopped(
+        api=api, stack_key=STACK, agent_container="agent", agent_log_group="/bk/fargate-prod/agent"
+    )
+    event = ours("ecs-stopped-oom.json", "forms-perf-test", job)
+    # When a task that never ran its job stops
+    use_case.on_task_stopped(event)
+    # Then the detail links to its stream, job/agent/<task id>, in the event's region
+    detail, _ = api.failed[job]
+    task_id = event.task_arn.rsplit("/", 1)[-1]
+    assert f"https://{event.region}.console.aws.amazon.com/cloudwatch/home" in detail
+    assert f"log-events/job$252Fagent$252F{task_id}" in detail
+    assert "log-group/$252Fbk$252Ffargate-prod$252Fagent/" in detail
+    assert len(detail.encode()) <= 4096
+
+
+def test_without_a_log_group_the_detail_has_no_link() -> None:
+    job = str(uuid.uuid4())
+    use_case, api = handler({job: "scheduled"})
+    use_case.on_task_stopped(ours("ecs-stopped-oom.json", "forms-perf-test", job))
+    assert "console.aws.amazon.com" not in api.failed[job][0]

@@ -74,7 +74,10 @@ def test_launches_one_task_and_notifies_the_job() -> None:
     assert api.notifications == []  # sent at the end of the invocation
     launcher.flush_notifications()
     assert api.notifications == [
-        (str(msg.job_uuid), "Fargate task t1 starting, 1024 CPU units / 2048 MiB, spot")
+        (
+            str(msg.job_uuid),
+            "Fargate task t1 starting, 1024 CPU units / 2048 MiB, spot; log stream job/agent/t1",
+        )
     ]
 
 

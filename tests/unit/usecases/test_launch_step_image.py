@@ -82,7 +82,7 @@ def test_an_allowed_image_runs_in_its_own_task_definition() -> None:
     assert spec.to_run_task_kwargs()["taskDefinition"] == spec.task_definition
     launcher.flush_notifications()
     ((_, note),) = api.notifications
-    assert note.endswith(", image node:22")
+    assert note.endswith(", image node:22; log stream job/agent/t1")
 
 
 def test_the_fallback_to_on_demand_keeps_the_images_definition() -> None:

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from fargate_stack.domain.task_identity import job_uuid_of_task
+from fargate_stack.domain.task_logs import console_link, log_stream
 from fargate_stack.domain.triage import StopReason, triage
 from fargate_stack.errors import JobGoneError, PermanentError
 from fargate_stack.models.messages import LaunchMessage
@@ -54,10 +55,18 @@ class Decision:
 
 
 class HandleStopped:
-    def __init__(self, *, api: StacksApi, stack_key: str, agent_container: str) -> None:
+    def __init__(
+        self,
+        *,
+        api: StacksApi,
+        stack_key: str,
+        agent_container: str,
+        agent_log_group: str | None = None,
+    ) -> None:
         self._api = api
         self._stack_key = stack_key
         self._agent_container = agent_container
+        self._agent_log_group = agent_log_group
 
     def on_task_stopped(self, event: TaskStateChangeEvent) -> Decision:
         detail = event.detail
@@ -83,7 +92,18 @@ class HandleStopped:
         result = triage(stopped)
         if not result.may_fail_job:
             return self._ignore(job_uuid, Ignored.JOB_NOT_ACQUIRABLE, task_arn=event.task_arn)
-        return self._fail_if_never_taken(job_uuid, result.detail, result.reason)
+        return self._fail_if_never_taken(
+            job_uuid, self._with_log_link(event, result.detail), result.reason
+        )
+
+    def _with_log_link(self, event: TaskStateChangeEvent, detail: str) -> str:
+        """The console link to the task's agent log (about 250 characters: too long for a
+        notification, well inside FailJob's 4 KB detail)."""
+        if not self._agent_log_group:
+            return detail
+        stream = log_stream(self._agent_container, event.task_arn.rsplit("/", 1)[-1])
+        link = console_link(event.region, self._agent_log_group, stream)
+        return f"{detail} The agent's log: {link}"
 
     def on_launch_gave_up(self, message: LaunchMessage, receive_count: int) -> Decision:
         detail = (

@@ -32,6 +32,7 @@ from fargate_stack.domain.launch import (
     build_launch_spec,
 )
 from fargate_stack.domain.step_image import ImageDecision, ImageVerdict, decide_image
+from fargate_stack.domain.task_logs import launch_note, log_stream
 from fargate_stack.errors import (
     AlreadyLaunchedError,
     CapacityUnavailableError,
@@ -294,9 +295,8 @@ class LaunchJob:
         label = CapacityLabel.SPOT if ran.capacity is Capacity.SPOT else CapacityLabel.ON_DEMAND
         count_by(Metric.TASKS_LAUNCHED, "capacity", label, with_total=True)
         milliseconds(Metric.DISPATCH_LATENCY, latency_ms)
-        # A notification's detail is at most 256 characters (domain/step_image.py).
-        where = f", image {shown if len(shown) <= 100 else shown[:100] + '...'}" if shown else ""
-        self._notify(job_uuid, f"Fargate task {task_id} starting, {ran.describe()}{where}")
+        stream = log_stream(self._options.config.container_name, task_id)
+        self._notify(job_uuid, launch_note(task_id, stream, ran.describe(), shown or None))
         return {"outcome": LaunchOutcome.LAUNCHED, "task_arn": task_arn}
 
     def _already_launched(self, task_arn: str) -> dict[str, str]:
