@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from fargate_stack.domain.task_logs import LOG_LINK_LEAD
 from local.outcome import WorldReport
 from local.report import write
 from local.world import OUT, PipelineRole, World, WorldOptions
@@ -80,6 +81,16 @@ def print_report(report: WorldReport, out: TextIO) -> None:
             file=out,
         )
     print("", file=out)
+    linked = [j for j in report.jobs if j.detail and LOG_LINK_LEAD in j.detail]
+    if linked:
+        # The link is too long for the table; one shows where every failed-back task's is.
+        first = linked[0]
+        print(
+            f"Agent log links in FailJob details: {len(linked)}; job {first.id[:8]}'s: "
+            + (first.detail or "").split(LOG_LINK_LEAD, 1)[1].strip(),
+            file=out,
+        )
+        print("", file=out)
     roles = Counter(job.task_role.rsplit(":", 1)[-1] for job in report.jobs if job.task_role)
     if roles:
         print("Task roles the jobs' code ran as (PipelineTaskRoles): " + _counts(roles), file=out)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from fargate_stack.domain.task_logs import LOG_LINK_LEAD
 from local.aws_world import GIT_CREDENTIALS, GIT_SSH_KEY
+from local.cli import print_report
 from local.emf import poll_times
 from local.outcome import JobOutcome, WorldReport, overlapping_polls
 from local.report import write
@@ -212,6 +214,20 @@ def test_an_image_pull_failure_is_failed_back_with_the_reason(
     assert job.finished_by == "stack"
     assert job.exit_status == -1
     assert "could not be pulled" in (job.detail or "")
+
+
+def test_a_failed_back_tasks_detail_links_to_its_agent_log_and_the_output_shows_it(
+    report: tuple[WorldReport, Path, str],
+) -> None:
+    # Given the task whose image could not be pulled, when the stack failed its job back,
+    # then the detail links to that task's own stream, and make local's output shows a link
+    job = by_label(report[0], "image cannot be pulled")
+    assert job.task
+    assert f"{LOG_LINK_LEAD} https://" in (job.detail or "")
+    assert (job.detail or "").endswith(f"/log-events/job$252Fagent$252F{job.task}")
+    out = io.StringIO()
+    print_report(report[0], out)
+    assert "Agent log links in FailJob details: " in out.getvalue()
 
 
 def test_stop_events_the_handler_failed_on_are_retried_from_their_queue(

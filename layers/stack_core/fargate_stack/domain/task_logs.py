@@ -15,6 +15,8 @@ AGENT_LOG_STREAM_PREFIX = "job"
 # (https://buildkite.com/docs/apis/agent-api/stacks#create-stack-notifications).
 NOTIFICATION_MAX = 256
 _ELLIPSIS = "..."
+# What a FailJob detail says before the link (the local world finds links by it).
+LOG_LINK_LEAD = "The agent's log:"
 
 
 def log_stream(container: str, task_id: str) -> str:

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from fargate_stack.domain.task_identity import job_uuid_of_task
-from fargate_stack.domain.task_logs import console_link, log_stream
+from fargate_stack.domain.task_logs import LOG_LINK_LEAD, console_link, log_stream
 from fargate_stack.domain.triage import StopReason, triage
 from fargate_stack.errors import JobGoneError, PermanentError
 from fargate_stack.models.messages import LaunchMessage
@@ -103,7 +103,7 @@ class HandleStopped:
             return detail
         stream = log_stream(self._agent_container, event.task_arn.rsplit("/", 1)[-1])
         link = console_link(event.region, self._agent_log_group, stream)
-        return f"{detail} The agent's log: {link}"
+        return f"{detail} {LOG_LINK_LEAD} {link}"
 
     def on_launch_gave_up(self, message: LaunchMessage, receive_count: int) -> Decision:
         detail = (
