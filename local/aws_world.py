@@ -1124,7 +1124,10 @@ def update(aws: AwsWorld, changes: Mapping[str, str]) -> AwsWorld:
     status = client.describe_stacks(StackName=STACK_NAME)["Stacks"][0]["StackStatus"]
     if status != "UPDATE_COMPLETE":
         raise RuntimeError(f"moto could not update the stack: {status}")
-    physical = _physical_ids(client)
+    # moto lists an updated log group without its logical id (_physical_ids), so keep the
+    # ids from before the update for what the listing leaves out: a log group's name, its
+    # physical id, does not change in an update that keeps its Name property.
+    physical = {**aws.physical_ids, **_physical_ids(client)}
     _apply_redrive_policies(cfn, values, physical)
     return replace(
         aws,
