@@ -22,5 +22,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         wiring.timing,
         lambda: context.get_remaining_time_in_millis() / 1000,
         wiring.lease_for(context.aws_request_id),
+        stopper=wiring.stopper,
     )
     return {"polls": len(summaries), "enqueued": sum(s.enqueued for s in summaries)}

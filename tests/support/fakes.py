@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from fargate_stack.domain.launch import LaunchSpec
+from fargate_stack.domain.starting_tasks import LaunchedTask
 from fargate_stack.domain.step_image import ImageReference
 from fargate_stack.errors import AlreadyLaunchedError, JobGoneError, TransientError
 from fargate_stack.models.messages import LaunchMessage
@@ -111,6 +112,7 @@ class FakeStacksApi:
     notifications: list[tuple[str, str]] = field(default_factory=list)
     notify_error: Exception | None = None
     notification_requests: int = 0
+    states_requests: int = 0
 
     def get_job(self, *, stack_key: str, job_uuid: str) -> JobData:
         if job_uuid not in self.jobs_data:
@@ -118,6 +120,7 @@ class FakeStacksApi:
         return self.jobs_data[job_uuid]
 
     def get_job_states(self, *, stack_key: str, job_uuids: Sequence[str]) -> States:
+        self.states_requests += 1
         return States({u: self.states[u] for u in job_uuids if u in self.states})
 
     def fail_job(
@@ -254,3 +257,37 @@ class FakeStepImages:
             raise self.errors.pop(0)
         self.resolved.append(image.text)
         return f"arn:aws:ecs:us-east-1:123456789012:task-definition/bk-step-1-{len(image.text)}:1"
+
+
+@dataclass
+class FakeLaunchedTasks:
+    """The stack's tasks as ECS reports them; ``after_launched`` runs between the first
+    listing and the second look (a task moving on meanwhile)."""
+
+    tasks: dict[str, LaunchedTask] = field(default_factory=dict)
+    stopped: dict[str, str] = field(default_factory=dict)
+    stop_errors: list[Exception] = field(default_factory=list)
+    after_launched: Callable[[], None] | None = None
+
+    def add(self, job_uuid: str, status: str, created_at: datetime | None = T0) -> LaunchedTask:
+        arn = f"arn:aws:ecs:us-east-1:123456789012:task/bk/t{len(self.tasks) + 1}"
+        self.tasks[arn] = LaunchedTask(arn, job_uuid, status, created_at)
+        return self.tasks[arn]
+
+    def move(self, arn: str, status: str) -> None:
+        self.tasks[arn] = replace(self.tasks[arn], last_status=status)
+
+    def launched(self, *, cluster: str, started_by: str) -> list[LaunchedTask]:
+        found = [t for t in self.tasks.values() if t.arn not in self.stopped]
+        if self.after_launched:
+            self.after_launched()
+        return found
+
+    def describe(self, *, cluster: str, started_by: str, arns: Sequence[str]) -> list[LaunchedTask]:
+        return [self.tasks[a] for a in arns if a in self.tasks]
+
+    def stop(self, *, cluster: str, arn: str, reason: str) -> None:
+        if self.stop_errors:
+            raise self.stop_errors.pop(0)
+        self.stopped[arn] = reason
+        self.move(arn, "STOPPED")

@@ -92,6 +92,10 @@ def cluster(name: str) -> dict[str, tuple[str, ...]]:
     return {"ecs:cluster": (f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{name}",)}
 
 
+def task_in(cluster_name: str) -> str:
+    return f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster_name}/0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
 def task_definition(family: str) -> str:
     return f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:4"
 
@@ -235,10 +239,37 @@ def test_an_existing_cluster_is_the_one_the_launcher_may_run_in(cfn_template: Te
             False,
         ),
         (Call("ecs:RunTask", task_definition(f"{STACK}-agent"), cluster("Cluster")), False),
+        # Starting tasks of canceled jobs, and stuck ones: StopTask and DescribeTasks take
+        # the task resource type with ecs:cluster (the Service Authorization Reference for
+        # ECS, https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerservice.html)
+        (Call("ecs:StopTask", task_in("Cluster"), cluster("Cluster")), True),
+        (Call("ecs:DescribeTasks", task_in("Cluster"), cluster("Cluster")), True),
+        (Call("ecs:StopTask", task_in("other"), cluster("other")), False),
+        (Call("ecs:DescribeTasks", task_in("other"), cluster("other")), False),
+        (Call("ecs:StopTask", task_in("Cluster"), cluster("other")), False),
     ],
 )
 def test_the_pollers_grants(cfn_template: Template, call: Call, allowed: bool) -> None:
     assert evaluate(role_policies(cfn_template, "PollerFunctionRole"), call).allowed is allowed
+
+
+def test_an_existing_clusters_tasks_are_the_only_ones_the_poller_may_stop(
+    cfn_template: Template,
+) -> None:
+    policies = role_policies(cfn_template, "PollerFunctionRole", ExistingClusterName="ci")
+    assert evaluate(policies, Call("ecs:StopTask", task_in("ci"), cluster("ci"))).allowed
+    refused = Call("ecs:StopTask", task_in("Cluster"), cluster("Cluster"))
+    assert not evaluate(policies, refused).allowed
+
+
+def test_the_provisioning_timeout_is_safe_by_default_and_reaches_the_poller(
+    cfn_template: Template,
+) -> None:
+    # agent-stack-k8s's pod-pending-timeout is 15 minutes (docs/reference/stacks-api.md §6).
+    parameter = cfn_template["Parameters"]["ProvisioningTimeoutSeconds"]
+    assert (parameter["Default"], parameter["MinValue"], parameter["MaxValue"]) == (900, 60, 3600)
+    env = cfn_template["Resources"]["PollerFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["PROVISIONING_TIMEOUT_SECONDS"] == {"Ref": "ProvisioningTimeoutSeconds"}
 
 
 # ------------------------------------------------------------------ the failure handler
@@ -254,6 +285,7 @@ def test_the_pollers_grants(cfn_template: Template, call: Call, allowed: bool) -
         (Call("sqs:SendMessage", arn_of_queue("EventsDeadLetterQueue")), True),
         (Call("sqs:SendMessage", arn_of_queue("LaunchQueue")), False),
         (Call("ecs:RunTask", task_definition(f"{STACK}-agent"), cluster("Cluster")), False),
+        (Call("ecs:StopTask", task_in("Cluster"), cluster("Cluster")), False),
     ],
 )
 def test_the_failure_handlers_grants(cfn_template: Template, call: Call, allowed: bool) -> None:

@@ -46,6 +46,7 @@ from fargate_stack.usecases.launch import LaunchJob, LaunchOptions
 from fargate_stack.usecases.poll import LoopTiming, PollConfig, PollJobs
 from fargate_stack.usecases.poller_lease import LeaseTiming, PollerLease
 from fargate_stack.usecases.step_images import StepImageDefinitions, StepImageOptions
+from fargate_stack.usecases.stop_starting import StopConfig, StopStartingTasks
 
 STACK_VERSION = "0.1.0"
 # The launch ledger keeps a job's record as long as ECS keeps a RunTask client token
@@ -120,6 +121,7 @@ class PollerWiring:
     clock: Clock
     timing: LoopTiming
     lease: Lease
+    stopper: StopStartingTasks
     lease_timing: LeaseTiming = field(default_factory=LeaseTiming)
 
     def lease_for(self, invocation_id: str) -> PollerLease:
@@ -165,14 +167,26 @@ def poller() -> PollerWiring:
             "region": aws_session().region_name or "",
         },
     )
+    api = _stacks(settings)
+    ecs = EcsTasks(aws_session().client("ecs", config=_AWS_CONFIG))
     use_case = PollJobs(
-        api=_stacks(settings),
+        api=api,
         queue=SqsLaunchQueue(
             settings.launch_queue_url, aws_session().client("sqs", config=_AWS_CONFIG)
         ),
-        tasks=EcsTasks(aws_session().client("ecs", config=_AWS_CONFIG)),
+        tasks=ecs,
         clock=clock,
         config=config,
+    )
+    stopper = StopStartingTasks(
+        api=api,
+        tasks=ecs,
+        clock=clock,
+        config=StopConfig(
+            stack_key=settings.stack_key,
+            cluster=settings.ecs_cluster,
+            provisioning_timeout_seconds=settings.provisioning_timeout_seconds,
+        ),
     )
     timing = LoopTiming(
         interval_seconds=settings.poll_interval_seconds,
@@ -181,7 +195,7 @@ def poller() -> PollerWiring:
     lease = DynamoLease(
         settings.lease_table, client=aws_session().client("dynamodb", config=_AWS_CONFIG)
     )
-    return PollerWiring(jobs=use_case, clock=clock, timing=timing, lease=lease)
+    return PollerWiring(jobs=use_case, clock=clock, timing=timing, lease=lease, stopper=stopper)
 
 
 @cache

@@ -103,6 +103,9 @@ class Metric(StrEnum):
     POLL_DURATION = "PollDuration"
     POLLER_LEASE_HELD = "PollerLeaseHeld"  # an invocation found another one polling
     POLLER_LEASE_ERRORS = "PollerLeaseErrors"  # the lease could not be claimed or renewed
+    # dimension: cause (job_ended, provisioning_timeout): StopTask before the task ran
+    TASKS_STOPPED = "TasksStopped"
+    STOP_SWEEP_ERRORS = "StopSweepErrors"  # a sweep of starting tasks got no answer
     # launcher
     TASKS_LAUNCHED = "TasksLaunched"  # dimension: capacity
     LAUNCHES_DUPLICATE = "LaunchesDuplicate"

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from fargate_stack.domain.launch import LaunchSpec
+from fargate_stack.domain.starting_tasks import LaunchedTask
 from fargate_stack.domain.step_image import ImageReference
 from fargate_stack.models.messages import LaunchMessage
 
@@ -118,6 +119,18 @@ class TaskRunner(Protocol):
     def run(self, spec: LaunchSpec) -> StartedTask: ...
 
     def count_in_flight(self, *, cluster: str, started_by: str) -> int: ...
+
+
+class LaunchedTasks(Protocol):
+    """The stack's tasks not stopped yet, and StopTask (usecases/stop_starting.py)."""
+
+    def launched(self, *, cluster: str, started_by: str) -> Sequence[LaunchedTask]: ...
+
+    def describe(
+        self, *, cluster: str, started_by: str, arns: Sequence[str]
+    ) -> Sequence[LaunchedTask]: ...
+
+    def stop(self, *, cluster: str, arn: str, reason: str) -> None: ...
 
 
 class FallbackLedger(Protocol):

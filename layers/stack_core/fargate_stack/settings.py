@@ -94,6 +94,9 @@ class PollerSettings(CommonSettings):
     ecs_cluster: str = Field(min_length=1)
     # The launch ledger, which also holds the poller's lease item.
     lease_table: str = Field(min_length=1)
+    # A task still starting (PROVISIONING/PENDING/ACTIVATING) this long after ECS created
+    # it is stopped, and its job failed back if no agent took it; the template's range.
+    provisioning_timeout_seconds: int = Field(default=900, ge=60, le=3600)
 
     @field_validator("agent_tags")
     @classmethod

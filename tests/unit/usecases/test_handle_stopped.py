@@ -60,13 +60,23 @@ def test_a_job_never_taken_is_failed_with_the_reason(
     assert exit_status == -1
 
 
-@pytest.mark.parametrize("state", ["assigned", "accepted", "running", "finished", "canceled"])
-def test_a_job_the_agent_took_is_left_alone(state: str) -> None:
+@pytest.mark.parametrize(
+    ("state", "why"),
+    [
+        ("assigned", "agent_took_job"),
+        ("accepted", "agent_took_job"),
+        ("running", "agent_took_job"),
+        ("finished", "agent_took_job"),
+        ("canceling", "job_canceled"),
+        ("canceled", "job_canceled"),
+    ],
+)
+def test_a_job_the_agent_took_or_that_was_canceled_is_left_alone(state: str, why: str) -> None:
     job = str(uuid.uuid4())
     use_case, api = handler({job: state})
     decision = use_case.on_task_stopped(ours("ecs-stopped-oom.json", "forms-perf-test", job))
     assert not decision.failed
-    assert decision.reason == "agent_took_job"
+    assert decision.reason == why
     assert api.failed == {}
 
 

@@ -191,3 +191,57 @@ def test_a_lease_that_cannot_be_confirmed_is_not_polled_under() -> None:
 def test_lease_timing_must_renew_before_it_expires() -> None:
     with pytest.raises(ValueError, match="renew_every"):
         LeaseTiming(seconds=20, renew_every=30)
+
+
+class CountingStopper:
+    """A sweep of starting tasks (StopStartingTasks' one method), counting its calls."""
+
+    def __init__(self, errors: list[Exception] | None = None) -> None:
+        self.at: list[float] = []
+        self.errors = errors or []
+        self.clock: FakeClock | None = None
+
+    def sweep(self) -> None:
+        self.at.append(self.clock.mono if self.clock else -1)
+        if self.errors:
+            raise self.errors.pop(0)
+
+
+def run_with_stopper(stopper: CountingStopper, lease: FakeLease | None = None) -> FakeClock:
+    clock = FakeClock()
+    stopper.clock = clock
+    api = FakeStacksApi(pages=[[]])
+    poller = PollJobs(
+        api=api, queue=FakeLaunchQueue(), tasks=FakeTasks(), clock=clock, config=CONFIG
+    )
+    run_polls(
+        poller,
+        clock,
+        LoopTiming(interval_seconds=2, safety_margin_seconds=10, sweep_interval_seconds=5),
+        lambda: 60 - clock.mono,
+        PollerLease(lease or FakeLease(), clock, "invocation-1", LeaseTiming()),
+        stopper=stopper,  # type: ignore[arg-type]
+    )
+    return clock
+
+
+def test_the_lease_holder_sweeps_starting_tasks_every_sweep_interval() -> None:
+    stopper = CountingStopper()
+    run_with_stopper(stopper)
+    # Polls at 0, 2, 4, ... 48 s; a sweep at the first poll at least 5 s after the last.
+    assert stopper.at == [0, 6, 12, 18, 24, 30, 36, 42, 48]
+
+
+def test_a_failed_sweep_does_not_end_the_loop() -> None:
+    stopper = CountingStopper(
+        errors=[TransientError("ECS throttled"), RateLimitedError("429", retry_after=1.0)]
+    )
+    run_with_stopper(stopper)
+    assert len(stopper.at) == 9
+    assert metrics.metric_set[Metric.STOP_SWEEP_ERRORS]["Value"] == [1.0, 1.0]
+
+
+def test_an_invocation_without_the_lease_does_not_sweep() -> None:
+    stopper = CountingStopper()
+    run_with_stopper(stopper, FakeLease(holder="another-invocation", until=10**12))
+    assert stopper.at == []

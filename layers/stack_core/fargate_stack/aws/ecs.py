@@ -1,8 +1,10 @@
-"""ECS: start one task per job, count this stack's tasks in flight."""
+"""ECS: start one task per job, count this stack's tasks in flight, stop starting ones."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +12,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fargate_stack.domain.launch import PIPELINE_TASK_ROLES, LaunchRejection, LaunchSpec
+from fargate_stack.domain.starting_tasks import LaunchedTask
+from fargate_stack.domain.task_identity import job_uuid_of_task
 from fargate_stack.errors import (
     AlreadyLaunchedError,
     CapacityUnavailableError,
@@ -22,6 +26,9 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
 else:
     ECSClient = Any
+
+
+DESCRIBE_TASKS_MAX = 100
 
 
 class _Verdict(Enum):
@@ -147,6 +154,55 @@ class EcsTasks:
         except (ClientError, BotoCoreError) as exc:
             raise TransientError(f"could not count tasks in flight: {exc}") from exc
         return total
+
+    def launched(self, *, cluster: str, started_by: str) -> list[LaunchedTask]:
+        """This stack's tasks not stopped yet (desired RUNNING), each with its job."""
+        arns: list[str] = []
+        try:
+            pages = self._client.get_paginator("list_tasks").paginate(
+                cluster=cluster, startedBy=started_by, desiredStatus="RUNNING"
+            )
+            for page in pages:
+                arns.extend(page.get("taskArns", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientError(f"could not list the stack's tasks: {exc}") from exc
+        return self.describe(cluster=cluster, started_by=started_by, arns=arns)
+
+    def describe(self, *, cluster: str, started_by: str, arns: Sequence[str]) -> list[LaunchedTask]:
+        found: list[LaunchedTask] = []
+        # DescribeTasks takes "Up to 100 tasks"
+        # (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTasks.html).
+        for start in range(0, len(arns), DESCRIBE_TASKS_MAX):
+            try:
+                answer = self._client.describe_tasks(
+                    cluster=cluster, tasks=list(arns[start : start + DESCRIBE_TASKS_MAX])
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise TransientError(f"could not describe the stack's tasks: {exc}") from exc
+            for task in answer.get("tasks", []):
+                job = job_uuid_of_task(
+                    stack_key=started_by,
+                    started_by_value=task.get("startedBy"),
+                    group=task.get("group"),
+                )
+                if job is None:
+                    continue
+                created = task.get("createdAt")
+                found.append(
+                    LaunchedTask(
+                        arn=task["taskArn"],
+                        job_uuid=job,
+                        last_status=str(task.get("lastStatus", "")),
+                        created_at=created if isinstance(created, datetime) else None,
+                    )
+                )
+        return found
+
+    def stop(self, *, cluster: str, arn: str, reason: str) -> None:
+        try:
+            self._client.stop_task(cluster=cluster, task=arn, reason=reason)
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientError(f"could not stop task {arn}: {exc}") from exc
 
 
 def _task_role_refused(spec: LaunchSpec, code: str, message: str) -> PermanentError | None:

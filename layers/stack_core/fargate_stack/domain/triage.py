@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from fargate_stack.domain.starting_tasks import is_timeout_stop
+
 # Exit code of `buildkite-agent start --acquire-job` when Buildkite refuses the job
 # (canceled, already running elsewhere, already ran): buildkite/agent
 # clicommand/agent_start.go (ErrJobAcquisitionRejected -> 27); docs/reference/stacks-api.md §7.
@@ -63,6 +65,8 @@ class StopReason(StrEnum):
     UNKNOWN = "unknown"
     # No task ever ran: the launcher's retries ran out and the record reached its DLQ.
     LAUNCH_GAVE_UP = "launch_gave_up"
+    # The stack stopped the task: still starting past ProvisioningTimeoutSeconds.
+    PROVISIONING_TIMEOUT = "provisioning_timeout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,16 @@ def _reason_of(task: StoppedTask) -> str:
 
 
 TRIAGE_TABLE: tuple[_Row, ...] = (
+    _Row(
+        StopReason.PROVISIONING_TIMEOUT,
+        lambda t: is_timeout_stop(t.stop_code, t.stopped_reason),
+        lambda t: (
+            "The task never started running: the stack stopped it "
+            f"({_quote(t.stopped_reason)}). Fargate had no capacity for it or its image pull "
+            "did not end; docs/operations.md, 'Stuck and canceled tasks', says what to check."
+        ),
+        "domain/starting_tasks.py (the stack's own StopTask reason, stopCode UserInitiated)",
+    ),
     _Row(
         StopReason.JOB_NOT_ACQUIRABLE,
         lambda t: t.agent_exit_code == AGENT_EXIT_JOB_NOT_ACQUIRABLE,

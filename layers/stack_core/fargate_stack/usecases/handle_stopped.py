@@ -30,6 +30,7 @@ ESSENTIAL_CONTAINER_EXITED = "EssentialContainerExited"  # botocore ecs TaskStop
 
 # Job states in which no agent has the job (docs/reference/stacks-api.md §3.6 and §6).
 NEVER_TAKEN_STATES = frozenset({"scheduled", "reserved"})
+CANCELED_STATES = frozenset({"canceling", "canceled"})
 
 
 class Ignored(StrEnum):
@@ -42,6 +43,9 @@ class Ignored(StrEnum):
     AGENT_TOOK_JOB = "agent_took_job"
     UNKNOWN_JOB = "unknown_job"
     ALREADY_FINISHED = "already_finished"
+    # Canceled on Buildkite (the stack stops a canceled job's starting task): nothing to
+    # fail back.
+    JOB_CANCELED = "job_canceled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +124,8 @@ class HandleStopped:
             # Buildkite no longer knows the job (get-states omits unknown uuids).
             return self._ignore(job_uuid, Ignored.UNKNOWN_JOB)
         if state not in NEVER_TAKEN_STATES:
-            return self._ignore(job_uuid, Ignored.AGENT_TOOK_JOB, state=state)
+            why = Ignored.JOB_CANCELED if state in CANCELED_STATES else Ignored.AGENT_TOOK_JOB
+            return self._ignore(job_uuid, why, state=state)
         try:
             # Exit status -1 and no signal reason: the documented finish request has none, and
             # the Stacks API docs say the platform itself sets `stack_error`, which a step's

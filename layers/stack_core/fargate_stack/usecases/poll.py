@@ -29,6 +29,7 @@ from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.observability import Metric, count, count_by, logger, milliseconds
 from fargate_stack.ports import Clock, LaunchQueue, ListedJob, StacksApi, TaskRunner
 from fargate_stack.usecases.poller_lease import PollerLease
+from fargate_stack.usecases.stop_starting import SWEEP_INTERVAL_SECONDS, StopStartingTasks
 
 STACK_TYPE = "custom"
 
@@ -297,6 +298,7 @@ class PollError(StrEnum):
 class LoopTiming:
     interval_seconds: float
     safety_margin_seconds: float
+    sweep_interval_seconds: float = SWEEP_INTERVAL_SECONDS
 
 
 def run_polls(
@@ -305,6 +307,8 @@ def run_polls(
     timing: LoopTiming,
     remaining_seconds: Callable[[], float],
     lease: PollerLease,
+    *,
+    stopper: StopStartingTasks | None = None,
 ) -> list[PollSummary]:
     """Poll every ``interval`` until ``safety_margin`` before the invocation must end,
     while this invocation holds the poller lease; released at the end, so the next tick's
@@ -314,12 +318,19 @@ def run_polls(
     invocation polls many times. Errors never end the loop early: a transient error waits
     (at least the server's Retry-After) and polls again; only errors a retry cannot fix
     (configuration, auth) propagate and fail the invocation, which the alarms report.
+
+    Every ``sweep_interval`` the lease holder also sweeps the stack's starting tasks
+    (``stopper``): canceled jobs' tasks and stuck ones are stopped.
     """
     summaries: list[PollSummary] = []
+    next_sweep = clock.monotonic()
     try:
         while True:
             started = clock.monotonic()
             wait = _poll_if_leased(poller, lease, timing, summaries)
+            if stopper is not None and lease.held and started >= next_sweep:
+                _sweep(stopper)
+                next_sweep = started + timing.sweep_interval_seconds
             elapsed = clock.monotonic() - started
             sleep_for = max(0.0, wait - elapsed)
             if remaining_seconds() - sleep_for <= timing.safety_margin_seconds:
@@ -353,6 +364,14 @@ def _poll_if_leased(
         logger.warning("poll failed; trying again next interval", extra={"error": str(exc)})
         count_by(Metric.POLL_ERRORS, "kind", PollError.TRANSIENT)
     return wait
+
+
+def _sweep(stopper: StopStartingTasks) -> None:
+    try:
+        stopper.sweep()
+    except TransientError as exc:  # a rate limit too: the next sweep is seconds away
+        logger.warning("sweep of starting tasks failed", extra={"error": str(exc)})
+        count(Metric.STOP_SWEEP_ERRORS)
 
 
 def _pipeline_uuid(job: ListedJob) -> UUID | None:
