@@ -36,6 +36,7 @@ STOPPED_CASES = [
     ("task-stopped-spot.json", StopReason.SPOT_INTERRUPTION),
     ("task-stopped-not-acquirable.json", StopReason.JOB_NOT_ACQUIRABLE),
     ("task-stopped-user.json", StopReason.USER_INITIATED),
+    ("task-stopped-provisioning-timeout.json", StopReason.PROVISIONING_TIMEOUT),
     ("task-stopped-job-ran.json", StopReason.AGENT_EXITED),
     # what the rule's input transformer makes of the image-pull capture
     ("task-stopped-delivered.json", StopReason.IMAGE_PULL),

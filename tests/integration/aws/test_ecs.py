@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -12,6 +13,7 @@ from botocore.stub import Stubber
 
 from fargate_stack.aws.ecs import RUN_TASK_ERRORS, EcsTasks
 from fargate_stack.domain.launch import Capacity, LaunchSpec, build_launch_spec
+from fargate_stack.domain.starting_tasks import LaunchedTask
 from fargate_stack.errors import (
     AlreadyLaunchedError,
     CapacityUnavailableError,
@@ -300,3 +302,67 @@ def test_without_a_mapping_the_same_text_is_an_ordinary_ecs_refusal() -> None:
         with pytest.raises(PermanentError) as caught:
             tasks.run(launch_spec())
     assert caught.value.reason == "ecs_rejected"
+
+
+# ------------------------------------------------------------------ starting tasks
+
+
+def test_the_stacks_launched_tasks_are_listed_with_their_jobs_and_can_be_stopped(
+    moto_ecs: MotoEcs,
+) -> None:
+    # Given: one task of this stack, one of another stack
+    tasks = EcsTasks(moto_ecs.ecs)
+    ours = tasks.run(launch_spec(moto_ecs.subnet, moto_ecs.security_group)).arn
+    other = launch_config("another-stack", moto_ecs.subnet, moto_ecs.security_group)
+    tasks.run(
+        build_launch_spec(
+            other,
+            job_uuid=str(uuid.uuid4()),
+            agent_query_rules=["queue=fargate"],
+            job_env={},
+            capacity=Capacity.SPOT,
+        )
+    )
+    # When
+    (listed,) = tasks.launched(cluster="bk", started_by="fargate-prod")
+    tasks.stop(cluster="bk", arn=ours, reason="Buildkite Fargate Stack: test")
+    # Then
+    assert (listed.arn, listed.job_uuid) == (ours, JOB)
+    assert listed.last_status  # moto's own lifecycle; the simulated Fargate plays ECS's
+    assert tasks.launched(cluster="bk", started_by="fargate-prod") == []
+    (stopped,) = moto_ecs.ecs.describe_tasks(cluster="bk", tasks=[ours])["tasks"]
+    assert stopped["stoppedReason"] == "Buildkite Fargate Stack: test"
+
+
+def test_a_described_task_keeps_ecs_status_and_creation_time() -> None:
+    tasks, stub = stubbed()
+    arn = "arn:aws:ecs:us-east-1:123456789012:task/bk/0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    created = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    with stub:
+        stub.add_response(
+            "describe_tasks",
+            {
+                "tasks": [
+                    {
+                        "taskArn": arn,
+                        "lastStatus": "PENDING",
+                        "createdAt": created,
+                        "startedBy": "fargate-prod",
+                        "group": f"buildkite-job:{JOB}",
+                    },
+                    # Started by hand with the stack's startedBy but no job: not ours.
+                    {"taskArn": arn + "1", "lastStatus": "PENDING", "startedBy": "fargate-prod"},
+                ]
+            },
+            {"cluster": "bk", "tasks": [arn, arn + "1"]},
+        )
+        found = tasks.describe(cluster="bk", started_by="fargate-prod", arns=[arn, arn + "1"])
+    assert found == [LaunchedTask(arn, JOB, "PENDING", created)]
+
+
+def test_ecs_errors_of_the_sweep_are_transient() -> None:
+    tasks, stub = stubbed()
+    with stub:
+        stub.add_client_error("stop_task", "ThrottlingException", "Rate exceeded")
+        with pytest.raises(TransientError, match="could not stop"):
+            tasks.stop(cluster="bk", arn="arn:aws:ecs:us-east-1:1:task/bk/x", reason="r")

@@ -162,3 +162,31 @@ def test_without_a_log_group_the_detail_has_no_link() -> None:
     use_case, api = handler({job: "scheduled"})
     use_case.on_task_stopped(ours("ecs-stopped-oom.json", "forms-perf-test", job))
     assert "console.aws.amazon.com" not in api.failed[job][0]
+
+
+EVENTS = Path(__file__).resolve().parents[3] / "events"
+
+
+def sample(name: str, job_uuid: str) -> TaskStateChangeEvent:
+    data: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    data["detail"]["group"] = f"buildkite-job:{job_uuid}"
+    data["detail"]["startedBy"] = STACK
+    return TaskStateChangeEvent.model_validate(data)
+
+
+def test_a_task_the_stack_stopped_for_its_timeout_fails_its_waiting_job_with_why() -> None:
+    job = str(uuid.uuid4())
+    use_case, api = handler({job: "reserved"})
+    decision = use_case.on_task_stopped(sample("task-stopped-provisioning-timeout.json", job))
+    assert (decision.failed, decision.reason) == (True, "provisioning_timeout")
+    detail, _ = api.failed[job]
+    assert "never started running" in detail
+    assert "ProvisioningTimeoutSeconds (900 s)" in detail
+
+
+def test_a_canceled_jobs_task_the_stack_stopped_is_not_failed_back() -> None:
+    job = str(uuid.uuid4())
+    use_case, api = handler({job: "canceled"})
+    decision = use_case.on_task_stopped(sample("task-stopped-provisioning-timeout.json", job))
+    assert (decision.failed, decision.reason) == (False, "job_canceled")
+    assert api.failed == {}
