@@ -250,6 +250,48 @@ def _refuse_inactive_task_definitions() -> None:
     EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign]
 
 
+def model_ecs_task_lifecycle() -> None:
+    """Tasks start PROVISIONING and stay in whatever status the simulated Fargate last
+    reported, as ECS's do (docs/reference/aws.md §B.6), instead of moto's own lifecycle
+    (RUNNING at once, then a step on each DescribeTasks). The simulated Fargate reports
+    with SubmitTaskStateChange, the call ECS's own agent makes for a task's state change
+    (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_SubmitTaskStateChange.html),
+    which moto lacks. A task already stopped (StopTask) keeps STOPPED, and the answer's
+    ``acknowledgment`` says so, so the simulation never starts a stopped task. Idempotent."""
+    from moto.core.responses import ActionResult  # noqa: PLC0415 - moto process only
+    from moto.ecs.models import EC2ContainerServiceBackend  # noqa: PLC0415
+    from moto.ecs.responses import EC2ContainerServiceResponse  # noqa: PLC0415
+    from moto.moto_api import state_manager  # noqa: PLC0415
+
+    # "manual" moves a status on after this many describes: never, here (set on every
+    # call: a moto reset may forget it).
+    state_manager.set_transition("ecs::task", {"progression": "manual", "times": 2**62})
+    if getattr(EC2ContainerServiceResponse, "task_lifecycle_modelled", False):
+        return
+    original = EC2ContainerServiceBackend.run_task
+
+    def run_task(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
+        answer = original(self, *args, **kwargs)
+        for task in answer:
+            task.status = "PROVISIONING"
+        return answer
+
+    def submit_task_state_change(self: EC2ContainerServiceResponse) -> ActionResult:
+        cluster = str(self._get_param("cluster", "default")).rsplit("/", 1)[-1]
+        arn = str(self._get_param("task"))
+        task = self.ecs_backend.tasks.get(cluster, {}).get(arn)
+        if task is None:
+            return ActionResult({"acknowledgment": "UNKNOWN"})
+        if task.desired_status == "STOPPED":
+            return ActionResult({"acknowledgment": "STOPPED"})
+        task.status = str(self._get_param("status"))
+        return ActionResult({"acknowledgment": "ACK"})
+
+    EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign]
+    EC2ContainerServiceResponse.submit_task_state_change = submit_task_state_change  # type: ignore[attr-defined]
+    EC2ContainerServiceResponse.task_lifecycle_modelled = True  # type: ignore[attr-defined]
+
+
 # ECS's text for a task role it cannot assume (docs/reference/aws.md §H.46).
 ROLE_NOT_ASSUMABLE = (
     "ECS was unable to assume the role '{arn}' that was provided for this task. Please verify "
@@ -803,6 +845,7 @@ def serve_moto() -> None:
     _fix_moto_task_definition_update()
     _fix_moto_container_memory()
     _refuse_inactive_task_definitions()
+    model_ecs_task_lifecycle()
     _refuse_task_roles_ecs_cannot_assume()
     model_cloudformation_no_value_in_lists()
     _throttle_run_task(os.environ.get(RUNTASK_RATE_ENV, RUNTASK_RATE_DEFAULT))

@@ -72,6 +72,10 @@ def _default_failures() -> dict[str, float]:
         Failure.SECRETS: 0.01,
         Failure.OUT_OF_MEMORY: 0.01,
         Failure.SPOT: 0.01,
+        # PENDING for seconds (half of them canceled meanwhile: cancel_while_starting)...
+        Failure.SLOW_START: 0.02,
+        # ...or for good: the stack stops them at ProvisioningTimeoutSeconds.
+        Failure.STUCK: 0.005,
     }
 
 
@@ -112,6 +116,9 @@ class ChaosPlan:
     # Per task whose container starts: its job is canceled after its token was issued and
     # before its agent registers (the agent is refused and exits 27; no FailJob may follow).
     cancel_before_registration: float = 0.01
+    # Per slow-starting task: its job is canceled as the task is created; the stack must
+    # stop the task before it runs, and no FailJob may follow.
+    cancel_while_starting: float = 0.5
     # Job acquisition token answers shaped (local.emulator.faults): one every
     # `jat_fault_every` seconds on average, for 1-2 of a request's jobs, the kind drawn by
     # these shares. `not_issued`: refused for now, the launcher retries the record;

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from fargate_stack.domain.starting_tasks import STOP_REASON_PREFIX
 from fargate_stack.domain.task_logs import LOG_LINK_LEAD
 from local.outcome import WorldReport
 from local.report import write
@@ -74,7 +75,7 @@ def print_report(report: WorldReport, out: TextIO) -> None:
         if job.finished_by == "stack":
             state = f"failed back (exit {job.exit_status})"
         dispatch = f"{job.dispatch_ms / 1000:.2f} s" if job.dispatch_ms is not None else "-"
-        why = _why(job.detail, job.state, job.label)
+        why = _why(job.detail, job.state, job.label, job.task_stopped_by)
         print(
             f"{job.id[:8]:<9} {job.label[:30]:<30} {job.priority:>4}  {state:<22} "
             f"{(job.task or '-')[:10]:<10} {_image(job.image):<16} {dispatch:>9}  {why}",
@@ -134,7 +135,10 @@ def _counts(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
 
 
-def _why(detail: str | None, state: str, label: str) -> str:
+def _why(detail: str | None, state: str, label: str, task_stopped_by: str | None = None) -> str:
+    if task_stopped_by and task_stopped_by.startswith(STOP_REASON_PREFIX) and not detail:
+        # No FailJob said why (a canceled job): the stack's StopTask reason does.
+        return f"job {state} while its task started: the stack stopped the task before it ran"
     if detail:
         text = detail.removeprefix("Buildkite Fargate Stack: ")
         return text if len(text) <= 90 else text[:89] + "…"

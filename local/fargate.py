@@ -41,6 +41,10 @@ class Failure(StrEnum):
     SECRETS = "secrets"
     OUT_OF_MEMORY = "out_of_memory"
     SPOT = "spot"
+    # PENDING for FargateTiming.slow_start_seconds more (a large image's pull).
+    SLOW_START = "slow_start"
+    # PENDING until stopped (no capacity, a pull that never ends).
+    STUCK = "stuck"
 
 
 class Phase(StrEnum):
@@ -80,6 +84,10 @@ class SimTask:
     # The image the job ran in (the agent container's, per its task definition; an image
     # pulled through a cache by its upstream's qualified name).
     image: str | None = None
+    # Set when something else stopped the task (StopTask: the stack's sweep), its reason.
+    stopped_by: str | None = None
+    # Its agent had acquired the job when it was stopped so.
+    stopped_after_acquire: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,8 @@ class FargateTiming:
     # The wait between two attempts of one agent call. The real agent waits 1-10 s
     # (docs/reference/aws.md §A.2); the local world compresses time, as for the phases.
     agent_retry_seconds: float = 0.5
+    # Failure.SLOW_START's extra PENDING time: longer than the stack's 5 s sweep.
+    slow_start_seconds: float = 8.0
 
 
 # How many times the real agent tries each call before it gives up, retrying connection
@@ -111,7 +121,13 @@ class SimulatedAgent:
         # at acquire: the soak tells those it expired on purpose from the rest (which must
         # be none).
         self.refused: list[tuple[str, str]] = []
+        # Jobs an agent acquired (the soak's "stopped after their agent took the job").
+        self.acquired: set[str] = set()
         self._lock = threading.Lock()
+
+    def took(self, job_uuid: str) -> bool:
+        with self._lock:
+            return job_uuid in self.acquired
 
     @property
     def tokens_refused(self) -> int:
@@ -191,6 +207,8 @@ class SimulatedAgent:
             # retry (docs/reference/stacks-api.md §7); its exit code is UNCONFIRMED: 1.
             return self._refused(job_uuid, token)
         acquired.raise_for_status()
+        with self._lock:
+            self.acquired.add(job_uuid)
         job = acquired.json()
         self._call(session, "PUT", f"jobs/{job_uuid}/start", START_ATTEMPTS, headers=headers)
         if killed_while_running:
@@ -468,6 +486,7 @@ class SimulatedFargate:
         region: str = "us-east-1",
         pull_secrets: Callable[[str], tuple[dict[str, str], str | None]] | None = None,
         before_agent: Callable[[str], None] | None = None,
+        on_admit: Callable[[str], None] | None = None,
         definitions: TaskDefinitions | None = None,
         registry: Registry | None = None,
     ) -> None:
@@ -478,6 +497,9 @@ class SimulatedFargate:
         # Called with the job uuid as a task's container starts, before its agent registers
         # (the soak cancels some jobs there).
         self._before_agent = before_agent
+        # Called with the job uuid as a task is created (PROVISIONING): the demo and the
+        # soak cancel some jobs there, for the stack to stop their tasks.
+        self._on_admit = on_admit
         # Fargate reads a task's `secrets` with its task execution role before the container
         # starts; this answers their values, or the error code if it could not.
         self._pull_secrets = pull_secrets
@@ -504,6 +526,19 @@ class SimulatedFargate:
         arns = self._ecs.list_tasks(cluster=self._cluster, desiredStatus="RUNNING").get(
             "taskArns", []
         )
+        listed = set(arns)
+        # Ours, not stopped by us, and no longer desired RUNNING: StopTask (the stack's).
+        gone = [
+            t.arn
+            for t in self.tasks.values()
+            if t.phase is not Phase.STOPPED and t.arn not in listed
+        ]
+        for start in range(0, len(gone), 100):
+            described = self._ecs.describe_tasks(
+                cluster=self._cluster, tasks=gone[start : start + 100]
+            )
+            for raw in described.get("tasks", []):
+                self._stopped_by_call(self.tasks[raw["taskArn"]], raw.get("stoppedReason") or "")
         new = [arn for arn in arns if arn not in self.tasks]
         for start in range(0, len(new), 100):
             described = self._ecs.describe_tasks(
@@ -539,6 +574,8 @@ class SimulatedFargate:
         task.timeline["provisioning"] = task.created_at
         self.tasks[task.arn] = task
         self._publish(task)
+        if self._on_admit is not None and job_uuid:
+            self._on_admit(job_uuid)
 
     def _ran_in(self, image: str | None) -> str | None:
         """The image a task's job runs in, by its upstream's qualified name (a cache's
@@ -611,14 +648,32 @@ class SimulatedFargate:
                     f"{denied}",
                 )
             self._move(task, Phase.PENDING)
-        elif task.phase is Phase.PENDING and age >= (
-            self._timing.provisioning_seconds + self._timing.pending_seconds
-        ):
+        elif task.phase is Phase.PENDING and age >= self._pending_until(task):
+            # Told to ECS first: a task stopped meanwhile (the stack's StopTask) never runs.
+            answer = self._ecs.submit_task_state_change(
+                cluster=self._cluster, task=task.arn, status=Phase.RUNNING.value
+            )
+            if answer.get("acknowledgment") == "STOPPED":
+                return None  # the next _discover finds it stopped, with its reason
             self._move(task, Phase.RUNNING)
             self._start_agent(task)
         elif task.phase is Phase.RUNNING:
             self._finish_if_agent_done(task)
         return None
+
+    def _pending_until(self, task: SimTask) -> float:
+        if task.failure is Failure.STUCK:
+            return float("inf")
+        extra = self._timing.slow_start_seconds if task.failure is Failure.SLOW_START else 0.0
+        return self._timing.provisioning_seconds + self._timing.pending_seconds + extra
+
+    def _stopped_by_call(self, task: SimTask, reason: str) -> None:
+        """StopTask from outside the simulation: ECS stops the task (UserInitiated) and
+        its agent with it."""
+        task.stop_code, task.stopped_reason, task.stopped_by = "UserInitiated", reason, reason
+        if task.job_uuid is not None and task.agent is not None:
+            task.stopped_after_acquire = self.agent.took(task.job_uuid)
+        self._move(task, Phase.STOPPED)
 
     def _start_agent(self, task: SimTask) -> None:
         if task.job_uuid is None:

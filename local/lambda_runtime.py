@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import random
-import sys
 import threading
 import time
 import uuid
@@ -38,11 +37,8 @@ from botocore.exceptions import ClientError
 from local import input_transformer
 
 ROOT = Path(__file__).resolve().parents[1]
+# On sys.path as Lambda puts a layer's python/ folder there (local/__init__.py).
 LAYER = ROOT / "layers" / "stack_core"
-# Lambda puts a layer's python/ folder on sys.path; the local world does the same with the
-# layer's source folder, so the handlers import fargate_stack exactly as deployed.
-if str(LAYER) not in sys.path:
-    sys.path.insert(0, str(LAYER))
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 PUT_EVENTS_MAX = 10  # entries per PutEvents call (the API's limit)

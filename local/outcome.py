@@ -38,6 +38,8 @@ class JobOutcome:
     # step asked for (BUILDKITE_IMAGE), if any.
     image: str | None = None
     asked_image: str | None = None
+    # Why its task was stopped by a call (the stack's StopTask reason), if it was.
+    task_stopped_by: str | None = None
 
 
 @dataclass
@@ -89,6 +91,7 @@ class Launch:
     run_task_at: datetime
     task_role: str | None = None
     image: str | None = None
+    stopped_by: str | None = None
 
 
 def judge(
@@ -100,11 +103,13 @@ def judge(
     first_task_at: dict[str, datetime] = {}
     roles: dict[str, str | None] = {}
     images: dict[str, str | None] = {}
+    stops: dict[str, str | None] = {}
     for launch in launches:
         tasks_by_job.setdefault(launch.job_uuid, []).append(launch.task_arn)
         first_task_at[launch.job_uuid] = launch.run_task_at
         roles[launch.job_uuid] = launch.task_role
         images[launch.job_uuid] = launch.image
+        stops[launch.job_uuid] = launch.stopped_by
     outcomes: list[JobOutcome] = []
     violations: list[str] = []
     for job_id, label in labels.items():
@@ -113,6 +118,7 @@ def judge(
         outcome = _outcome(job_id, label, view, task_arns, first_task_at.get(job_id))
         outcome.task_role = roles.get(job_id)
         outcome.image = images.get(job_id)
+        outcome.task_stopped_by = stops.get(job_id)
         outcomes.append(outcome)
         violations += _broken(job_id, label, view, task_arns)
     return WorldReport(jobs=outcomes, violations=violations, metrics={})

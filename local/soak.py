@@ -34,6 +34,7 @@ MUST_BE_ZERO = (
     "failjob_on_canceled",
     "token_expired_unclear",
     "wrong_image",
+    "stopped_after_acquire",
 )
 
 
@@ -63,6 +64,11 @@ class SoakFigures:
     token_expired_unclear: int = 0
     # Jobs that ran in another image than their allowed step image, or in one not allowed.
     wrong_image: int = 0
+    # Tasks stopped by a StopTask (the stack's sweep) after their agent had acquired the
+    # job: the stack stops only tasks still starting.
+    stopped_after_acquire: int = 0
+    # Tasks the stack stopped before they ran (a canceled job's, a stuck one).
+    stopped_by_the_stack: int = 0
 
     @property
     def ok(self) -> bool:
@@ -112,6 +118,8 @@ def figures(report: WorldReport) -> SoakFigures:
         token_expired_unclear=sum(
             1 for job in report.jobs if job.id in expired and not _token_reason(job)
         ),
+        stopped_after_acquire=counts.get("tasks_stopped_after_acquire", 0),
+        stopped_by_the_stack=counts.get("tasks_stopped_by_the_stack", 0),
         # The workload's one refused image is the soak's own list, not the stack's rule.
         wrong_image=sum(
             1 for job in report.jobs if wrong_image(job, lambda i: i != DEMO_REFUSED_IMAGE)
@@ -186,6 +194,8 @@ def print_figures(result: SoakFigures, report: WorldReport, out: TextIO) -> None
         ("FailJob on jobs canceled at task start (must be 0)", result.failjob_on_canceled),
         ("token expired, not failed back naming it (must be 0)", result.token_expired_unclear),
         ("ran in another image than asked and allowed (must be 0)", result.wrong_image),
+        ("tasks the stack stopped before they ran", result.stopped_by_the_stack),
+        ("tasks stopped after their agent took the job (must be 0)", result.stopped_after_acquire),
     ]
     for name, n in rows:
         print(f"  {name:<52} {n:>6}", file=out)

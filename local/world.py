@@ -31,6 +31,7 @@ from typing import Any, TextIO
 import requests
 from botocore.exceptions import ClientError
 
+from fargate_stack.domain.starting_tasks import STOP_REASON_PREFIX
 from local.aws_world import REGION, AwsWorld, Identities, enable_iam, moto_server, provision, update
 from local.chaos import ChaosDriver, ChaosPlan
 from local.container import InvocationError, LambdaContainer, LocalCrash
@@ -38,6 +39,7 @@ from local.emf import emf_series, emf_totals, poll_times
 from local.emulator import Emulator
 from local.fargate import (
     AGENT_CONTAINER,
+    FAILURE_ENV,
     Failure,
     FargateTiming,
     Registry,
@@ -75,6 +77,7 @@ ALLOWED_IMAGES = "public.ecr.aws/docker/library/*,docker.io/library/*"
 DEMO_STEP_IMAGE = "public.ecr.aws/docker/library/node:22-alpine"
 DEMO_REFUSED_IMAGE = "docker.io/someone/miner:latest"
 PRIVATE_SSH_LABEL = "private checkout over ssh"
+CANCELED_WHILE_STARTING = "canceled while its task starts"
 PRIVATE_HTTPS_LABEL = "private https checkout (node)"
 # The soak's step images (ChaosPlan.step_images of them), and one no registry has.
 SOAK_IMAGES = tuple(f"public.ecr.aws/docker/library/tool{n}:1" for n in range(32))
@@ -123,6 +126,9 @@ class WorldOptions:
     # delivery): the lease must keep their polls apart.
     overlapping_poller: bool = True
     reservation_expiry: int = 900
+    # ProvisioningTimeoutSeconds (the template's minimum, so a stuck task of the soak ends
+    # within its run).
+    provisioning_timeout: int = 60
     max_in_flight: int = 0
     # The template's LauncherMaxConcurrency default: one container per concurrent batch.
     launcher_concurrency: int = 5
@@ -236,6 +242,9 @@ def workload(opts: WorldOptions) -> list[tuple[str, dict[str, Any]]]:
         ("image cannot be pulled", job("true", failure=Failure.IMAGE_PULL)),
         ("runs out of memory", job("true", failure=Failure.OUT_OF_MEMORY)),
         ("canceled while queued", job("true")),
+        # A slow start (a large image): the user cancels as the task starts, and the stack
+        # stops the task before it runs.
+        (CANCELED_WHILE_STARTING, job("true", failure=Failure.SLOW_START)),
         (
             DEPLOY_LABEL,
             job("echo deploying", slug=DEPLOY_PIPELINE["slug"], pipeline=DEPLOY_PIPELINE),
@@ -403,6 +412,9 @@ class World:
         # Jobs the soak canceled as their task started, before its agent registered, and
         # when (the emulator's clock, as its call log writes it).
         self.canceled_before_registration: dict[str, str] = {}
+        # Jobs canceled while their task was still PROVISIONING (the demo's, the soak's
+        # slow starts): the stack must stop those tasks before they run.
+        self.canceled_while_starting: dict[str, str] = {}
         # The deployed version: moves on with a mid-run update (containers started after it
         # run the new environment). When it happened (time.time()), and the stack as updated.
         self.generation = 0
@@ -438,6 +450,7 @@ class World:
             "BuildkiteApiUrl": emu.base_url,
             "PollIntervalSeconds": str(o.poll_interval),
             "ReservationExpirySeconds": str(o.reservation_expiry),
+            "ProvisioningTimeoutSeconds": str(o.provisioning_timeout),
             "MaxInFlight": str(o.max_in_flight),
             "LauncherMaxConcurrency": str(o.launcher_concurrency),
             "AgentTokenMode": o.agent_token_mode,
@@ -619,6 +632,7 @@ class World:
             timing=timing,
             pull_secrets=_secrets_puller(ids, definitions),
             before_agent=self._cancel_before_registration(emu, chaos) if chaos else None,
+            on_admit=self._cancel_while_starting(emu, chaos),
         )
         return Plumbing(
             launches=[
@@ -816,10 +830,16 @@ class World:
             self.faults[f"jat.{kind}"] += withheld[kind]
         self.faults["jat.short_lifetime"] += len(short)
         self.faults["cancel.before_registration"] += len(self.canceled_before_registration)
-        canceled = self.canceled_before_registration
+        self.faults["cancel.while_starting"] += len(self.canceled_while_starting)
+        canceled = {**self.canceled_before_registration, **self.canceled_while_starting}
+        stopped = [t for t in fargate.tasks.values() if t.stopped_by]
         report.counts.update(
             tasks_without_a_valid_token=sum(token not in short for _, token in refused),
             tasks_whose_token_expired_first=sum(token in short for _, token in refused),
+            tasks_stopped_by_the_stack=sum(
+                1 for t in stopped if (t.stopped_by or "").startswith(STOP_REASON_PREFIX)
+            ),
+            tasks_stopped_after_acquire=sum(1 for t in stopped if t.stopped_after_acquire),
             failjob_on_canceled_before_registration=sum(
                 1
                 for c in calls
@@ -827,6 +847,32 @@ class World:
                 and any(job in canceled and c["at"] >= canceled[job] for job in c["job_uuids"])
             ),
         )
+
+    def _cancel_while_starting(
+        self, emu: Emulator, plan: ChaosPlan | None
+    ) -> Callable[[str], None]:
+        """The user cancels a job whose task has just been created: the demo's job, and
+        under chaos a share of the slow starts (ChaosPlan.cancel_while_starting)."""
+        rng = plan.rng("cancel-while-starting") if plan else None
+
+        def cancel(job: str) -> None:
+            slow = (self.created.get(job, {}).get("env") or {}).get(FAILURE_ENV) == str(
+                Failure.SLOW_START
+            )
+            chosen = self.labels.get(job) == CANCELED_WHILE_STARTING or (
+                plan is not None
+                and rng is not None
+                and slow
+                and rng.random() < plan.cancel_while_starting
+            )
+            if not chosen:
+                return
+            if self.control(emu, "GET", f"jobs/{job}")["state"] not in ("scheduled", "reserved"):
+                return
+            view = self.control(emu, "POST", f"jobs/{job}/cancel")
+            self.canceled_while_starting[job] = view["history"][-1]["at"]
+
+        return cancel
 
     def _cancel_before_registration(self, emu: Emulator, plan: ChaosPlan) -> Callable[[str], None]:
         """The user cancels a job as its task starts: after the launcher issued its token
@@ -983,6 +1029,7 @@ class World:
                 run_task_at=task.run_task_at,
                 task_role=task.task_role,
                 image=task.image,
+                stopped_by=task.stopped_by,
             )
             for task in fargate.tasks.values()
             if task.job_uuid

@@ -8,7 +8,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.aws_world import model_dynamodb_atomic_writes, model_ecs_client_tokens
+from local.aws_world import (
+    model_dynamodb_atomic_writes,
+    model_ecs_client_tokens,
+    model_ecs_task_lifecycle,
+)
 from tests.support.aws import FAKE_AWS_ENV, MotoEcs, create_agent_cluster
 
 # moto ignores RunTask's client token; the suites run against ECS's documented behaviour,
@@ -30,6 +34,9 @@ def fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def moto_ecs(fake_aws_env: None) -> Iterator[MotoEcs]:
     with mock_aws():
+        # ECS's task lifecycle as the local world's moto has it (the simulated Fargate
+        # reports each task's status; tasks start PROVISIONING).
+        model_ecs_task_lifecycle()
         ecs = boto3.client("ecs", region_name="us-east-1")
         ec2 = boto3.client("ec2", region_name="us-east-1")
         create_agent_cluster(ecs)

@@ -16,6 +16,7 @@ from local.fargate import (
     REGISTER_ATTEMPTS,
     Failure,
     FargateTiming,
+    Phase,
     SimulatedAgent,
     SimulatedFargate,
     wait_until,
@@ -28,6 +29,7 @@ FAST = FargateTiming(
     pending_seconds=0.0,
     command_timeout_seconds=10,
     agent_retry_seconds=0.01,
+    slow_start_seconds=2.0,
 )
 
 
@@ -273,3 +275,57 @@ def test_a_spot_interruption_cancels_the_job_cleanly_instead_of_losing_the_agent
     stopped = parse_task_state_change(events[-1])
     assert stopped.detail.stop_code == "SpotInterruption"
     assert stopped.stopped_task("agent").agent_exit_code == 0
+
+
+# ------------------------------------------------------------------ tasks stopped by a call
+
+
+def stop_when(fargate: SimulatedFargate, ecs: Any, arn: str, phase: Phase) -> None:
+    def step() -> bool:
+        fargate.tick()
+        return fargate.tasks.get(arn) is not None and fargate.tasks[arn].phase is phase
+
+    assert wait_until(step, timeout=10)
+    ecs.stop_task(cluster="bk", task=arn, reason="Buildkite Fargate Stack: test stop")
+
+
+def test_ecs_reports_the_simulated_phase_and_a_stopped_task_never_runs(
+    moto_ecs: MotoEcs, emulator: Emulator
+) -> None:
+    # Given a task that stays PENDING (a slow start)
+    job = create_job(emulator, "true", Failure.SLOW_START)
+    arn = launch(moto_ecs, job)
+    fargate, events = simulate(moto_ecs, emulator)
+    (described,) = moto_ecs.ecs.describe_tasks(cluster="bk", tasks=[arn])["tasks"]
+    assert described["lastStatus"] == "PROVISIONING"
+    # When something stops it while it is PENDING
+    stop_when(fargate, moto_ecs.ecs, arn, Phase.PENDING)
+    run_until_stopped(fargate)
+    # Then it stops as ECS stops it, and its agent never ran
+    task = fargate.tasks[arn]
+    assert (task.stopped_by, task.agent) == ("Buildkite Fargate Stack: test stop", None)
+    stopped = parse_task_state_change(events[-1])
+    assert stopped.detail.stop_code == "UserInitiated"
+    assert stopped.detail.stopped_reason == "Buildkite Fargate Stack: test stop"
+    assert "RUNNING" not in [e["detail"]["lastStatus"] for e in events]
+    assert job_view(emulator, job)["state"] == "scheduled"
+
+
+def test_a_running_task_stopped_after_its_agent_took_the_job_is_counted(
+    moto_ecs: MotoEcs, emulator: Emulator
+) -> None:
+    job = create_job(emulator, "sleep 2")
+    arn = launch(moto_ecs, job)
+    fargate, _ = simulate(moto_ecs, emulator)
+
+    def acquired() -> bool:
+        fargate.tick()
+        return fargate.agent.took(job)
+
+    assert wait_until(acquired, timeout=10)
+    (described,) = moto_ecs.ecs.describe_tasks(cluster="bk", tasks=[arn])["tasks"]
+    assert described["lastStatus"] == "RUNNING"
+    moto_ecs.ecs.stop_task(cluster="bk", task=arn, reason="by hand")
+    run_until_stopped(fargate)
+    # What the soak counts: it must be 0 there, the stack stops no running task.
+    assert fargate.tasks[arn].stopped_after_acquire
