@@ -92,7 +92,15 @@ def test_task_failures_follow_the_plan_and_its_seed() -> None:
     rng = plan.rng("task-failures")
     drawn = Counter(plan.failure_for(rng) for _ in range(20_000))
     assert abs(drawn[Failure.IMAGE_PULL] / 20_000 - 0.02) < 0.005
-    assert abs(drawn[Failure.NONE] / 20_000 - 0.95) < 0.01
+    assert abs(drawn[Failure.STUCK] / 20_000 - 0.005) < 0.002
+    assert abs(drawn[Failure.NONE] / 20_000 - (1 - sum(plan.task_failures.values()))) < 0.01
+
+
+def test_given_a_task_stopped_after_its_agent_took_the_job_then_the_soak_fails() -> None:
+    counts = {"tasks_stopped_after_acquire": 1, "tasks_stopped_by_the_stack": 4}
+    result = figures(WorldReport(jobs=[], violations=[], metrics={}, counts=counts))
+    assert (result.stopped_after_acquire, result.stopped_by_the_stack) == (1, 4)
+    assert not result.ok
 
 
 def test_given_a_call_iam_denied_then_the_soak_fails() -> None:
