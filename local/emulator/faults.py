@@ -4,7 +4,9 @@ Retry rules: docs/reference/stacks-api.md §2.3.
 
 Faults are matched in the order they were added. Latency faults add up and let the request
 carry on; the first matching status, malformed_json, drop or token fault decides the answer.
-Each fault applies to `count` matching requests and then disappears.
+Each fault applies to `count` matching requests and then disappears. A fault may match
+only the requests of one caller: `user_agent` is a substring of the User-Agent header (the
+stack names its function there, e.g. `(failure-handler)`).
 
 Token faults shape a job acquisition token answer that is otherwise served for real: for
 the first `jobs` jobs the stack holds (each job meets one token fault at most),
@@ -44,13 +46,17 @@ class Fault:
     method: str | None
     stack_key: str | None
     jobs: int = 1
+    user_agent: str | None = None
 
-    def matches(self, endpoint: str | None, method: str, stack_key: str | None) -> bool:
+    def matches(
+        self, endpoint: str | None, method: str, stack_key: str | None, user_agent: str
+    ) -> bool:
         return (
             self.count > 0
             and self.endpoint in ("*", endpoint)
             and (self.method is None or self.method == method)
             and (self.stack_key is None or self.stack_key == stack_key)
+            and (self.user_agent is None or self.user_agent in user_agent)
         )
 
     def view(self) -> dict[str, Any]:
@@ -66,6 +72,7 @@ class Fault:
             "method": self.method,
             "stack_key": self.stack_key,
             "jobs": self.jobs,
+            "user_agent": self.user_agent,
         }
 
 
@@ -106,13 +113,15 @@ class FaultBook:
         with self._lock:
             return list(self._faults)
 
-    def take(self, endpoint: str | None, method: str, stack_key: str | None) -> Plan:
+    def take(
+        self, endpoint: str | None, method: str, stack_key: str | None, user_agent: str = ""
+    ) -> Plan:
         """Consume the faults that apply to this request."""
         delay = 0.0
         terminal: Fault | None = None
         with self._lock:
             for fault in self._faults:
-                if not fault.matches(endpoint, method, stack_key):
+                if not fault.matches(endpoint, method, stack_key, user_agent):
                     continue
                 fault.count -= 1
                 if fault.kind == "latency":
@@ -149,7 +158,7 @@ def _parse(spec: Mapping[str, Any], fault_id: str) -> Fault:
         raise BadRequestError("seconds must be a non-negative number")
     if kind == "latency" and "seconds" not in spec:
         raise BadRequestError("a latency fault needs seconds")
-    for name in ("body", "retry_after", "method", "stack_key"):
+    for name in ("body", "retry_after", "method", "stack_key", "user_agent"):
         if spec.get(name) is not None and not isinstance(spec[name], str):
             raise BadRequestError(f"{name} must be a string")
     method = spec.get("method")
@@ -165,6 +174,7 @@ def _parse(spec: Mapping[str, Any], fault_id: str) -> Fault:
         method=method.upper() if method else None,
         stack_key=spec.get("stack_key"),
         jobs=jobs,
+        user_agent=spec.get("user_agent") or None,
     )
 
 

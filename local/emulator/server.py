@@ -187,7 +187,9 @@ class Emulator:
         stack_key = request.params.get("key") or self._register_key(request, endpoint)
         if "id" in request.params:
             request.job_uuids.append(request.params["id"])
-        plan = self.faults.take(endpoint, request.method, stack_key)
+        plan = self.faults.take(
+            endpoint, request.method, stack_key, request.header("user-agent") or ""
+        )
         if plan.delay_seconds:
             time.sleep(plan.delay_seconds)
         fault = plan.terminal

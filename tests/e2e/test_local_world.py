@@ -36,11 +36,19 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[WorldReport, Path, str]:
     out = tmp_path_factory.mktemp("world")
-    # Buildkite refuses the failure handler's first six state lookups. Two stop events ask
-    # (image pull, out of memory), three tries each at most: whatever the interleaving, the
-    # first to use up its tries does so within those six, so at least one event must come
-    # back through EventsDeadLetterQueue, and its job still end as expected.
-    refuse = {"endpoint": "batch-load-job-states", "kind": "status", "status": 400, "count": 6}
+    # Buildkite refuses the failure handler's first seven state lookups (its User-Agent
+    # names it; the poller's sweep asks the same endpoint and is left alone). Three stop
+    # events ask (image pull, out of memory, the task the stack stopped), three tries each
+    # at most: seven refusals cannot all go to events that each failed only twice, so at
+    # least one event must come back through EventsDeadLetterQueue, and its job still end
+    # as expected.
+    refuse = {
+        "endpoint": "batch-load-job-states",
+        "kind": "status",
+        "status": 400,
+        "count": 7,
+        "user_agent": "(failure-handler)",
+    }
     opts = WorldOptions(jobs=4, timeout=60, pause_seconds=1.5, out_dir=out, stacks_faults=(refuse,))
     console = io.StringIO()
     result = World(opts, console).run()
@@ -65,6 +73,10 @@ EXPECTED_CALLS = {
     ("PollerFunctionRole", "secretsmanager:GetSecretValue"),
     ("PollerFunctionRole", "dynamodb:UpdateItem"),
     ("PollerFunctionRole", "sqs:SendMessage"),
+    # the sweep of starting tasks: it stopped the demo's task of a canceled job
+    ("PollerFunctionRole", "ecs:ListTasks"),
+    ("PollerFunctionRole", "ecs:DescribeTasks"),
+    ("PollerFunctionRole", "ecs:StopTask"),
     ("LauncherFunctionRole", "sqs:ReceiveMessage"),
     ("LauncherFunctionRole", "sqs:DeleteMessage"),
     ("LauncherFunctionRole", "secretsmanager:GetSecretValue"),
@@ -259,9 +271,9 @@ def test_jobs_for_other_stacks_and_canceled_jobs_are_left_alone(
 def test_the_paused_window_launched_nothing(report: tuple[WorldReport, Path, str]) -> None:
     result = report[0]
     assert result.metrics.get("PollsPaused", 0) >= 1
-    # 4 builds, the image pull, out of memory, the deploy, the node image and the two
-    # private checkouts: one task each, no more
-    assert result.metrics["TasksLaunched[spot]"] == 10
+    # 4 builds, the image pull, out of memory, the deploy, the node image, the two private
+    # checkouts and the job canceled while its task started: one task each, no more
+    assert result.metrics["TasksLaunched[spot]"] == 11
 
 
 def test_the_token_never_leaves_secrets_manager(report: tuple[WorldReport, Path, str]) -> None:

@@ -87,11 +87,14 @@ def _token(settings: CommonSettings) -> str:
     return token
 
 
-def _stacks(settings: CommonSettings) -> BuildkiteStacks:
+def _stacks(settings: CommonSettings, function: str) -> BuildkiteStacks:
     client = StacksClient(
         _token(settings),
         base_url=str(settings.buildkite_api_url),
-        user_agent_prefix=f"buildkite-fargate-stack/{STACK_VERSION}",
+        # The function as a User-Agent comment
+        # (https://www.rfc-editor.org/rfc/rfc9110#name-user-agent), so Buildkite's request
+        # logs, and the local world's faults, tell the poller's calls from the others'.
+        user_agent_prefix=f"buildkite-fargate-stack/{STACK_VERSION} ({function})",
         timeout=settings.stacks_api_timeout_seconds,
         retry=RetryPolicy(),
     )
@@ -167,7 +170,7 @@ def poller() -> PollerWiring:
             "region": aws_session().region_name or "",
         },
     )
-    api = _stacks(settings)
+    api = _stacks(settings, "poller")
     ecs = EcsTasks(aws_session().client("ecs", config=_AWS_CONFIG))
     use_case = PollJobs(
         api=api,
@@ -226,7 +229,7 @@ def launcher() -> LauncherWiring:
     )
     # One DynamoDB client for the ledger's two users (a client costs cold-start time).
     dynamodb = aws_session().client("dynamodb", config=_AWS_CONFIG)
-    stacks = _stacks(settings)
+    stacks = _stacks(settings, "launcher")
     tokens = (
         BatchTokens(
             api=stacks,
@@ -284,7 +287,7 @@ def failure_handler() -> FailureHandlerWiring:
     settings = get_failure_handler_settings()
     _set_metric_dimensions(settings)
     use_case = HandleStopped(
-        api=_stacks(settings),
+        api=_stacks(settings, "failure-handler"),
         stack_key=settings.stack_key,
         agent_container=settings.agent_container_name,
         agent_log_group=settings.agent_log_group,

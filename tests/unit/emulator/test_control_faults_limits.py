@@ -126,6 +126,24 @@ def test_status_fault_with_a_raw_body_and_method_and_stack_filters(registered_ap
     assert (response.status_code, response.text) == (500, "oops")
 
 
+def test_a_fault_can_match_one_callers_user_agent(registered_api: Api):
+    """The local world refuses the failure handler's lookups, not the poller's: each
+    function names itself in its User-Agent (bootstrap._stacks)."""
+    _fault(
+        registered_api,
+        endpoint="list-scheduled-jobs",
+        kind="status",
+        status=400,
+        user_agent="(failure-handler)",
+    )
+    poller = {"User-Agent": "buildkite-fargate-stack/1.0.0 (poller) stacksapi/0.1.0"}
+    handler = {"User-Agent": "buildkite-fargate-stack/1.0.0 (failure-handler) stacksapi/0.1.0"}
+    url = "stacks/stack-a/scheduled-jobs?queue_key=q"
+    assert registered_api.call("GET", url, headers=poller).status_code == 200
+    assert registered_api.call("GET", url, headers=handler).status_code == 400
+    assert registered_api.call("GET", url, headers=handler).status_code == 200  # used up
+
+
 def test_one_fault_can_be_ended_early_and_says_what_was_left(registered_api: Api):
     """An outage that ends by time: the chaos soak removes its faults when it is over."""
     outage = _fault(

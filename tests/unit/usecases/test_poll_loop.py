@@ -234,11 +234,15 @@ def test_the_lease_holder_sweeps_starting_tasks_every_sweep_interval() -> None:
 
 def test_a_failed_sweep_does_not_end_the_loop() -> None:
     stopper = CountingStopper(
-        errors=[TransientError("ECS throttled"), RateLimitedError("429", retry_after=1.0)]
+        errors=[
+            TransientError("ECS throttled"),
+            RateLimitedError("429", retry_after=1.0),
+            ConfigurationError("Buildkite rejected the request: HTTP 400"),
+        ]
     )
     run_with_stopper(stopper)
     assert len(stopper.at) == 9
-    assert metrics.metric_set[Metric.STOP_SWEEP_ERRORS]["Value"] == [1.0, 1.0]
+    assert metrics.metric_set[Metric.STOP_SWEEP_ERRORS]["Value"] == [1.0, 1.0, 1.0]
 
 
 def test_an_invocation_without_the_lease_does_not_sweep() -> None:

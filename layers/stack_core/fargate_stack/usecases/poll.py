@@ -24,7 +24,12 @@ from uuid import UUID
 from fargate_stack.domain.rules import SkipReason, StackTags, match_rules
 from fargate_stack.domain.selection import order_for_reservation, within_capacity
 from fargate_stack.domain.task_identity import started_by
-from fargate_stack.errors import RateLimitedError, StackNotRegisteredError, TransientError
+from fargate_stack.errors import (
+    RateLimitedError,
+    StackError,
+    StackNotRegisteredError,
+    TransientError,
+)
 from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.observability import Metric, count, count_by, logger, milliseconds
 from fargate_stack.ports import Clock, LaunchQueue, ListedJob, StacksApi, TaskRunner
@@ -371,6 +376,12 @@ def _sweep(stopper: StopStartingTasks) -> None:
         stopper.sweep()
     except TransientError as exc:  # a rate limit too: the next sweep is seconds away
         logger.warning("sweep of starting tasks failed", extra={"error": str(exc)})
+        count(Metric.STOP_SWEEP_ERRORS)
+    except StackError as exc:
+        # A refusal (a 4xx, a bad token) is the poll's to report: its own calls meet the
+        # same cause and end the invocation with it. The sweep only saves money, so it
+        # never ends the polling that launches jobs.
+        logger.error("sweep of starting tasks was refused", extra={"error": str(exc)})
         count(Metric.STOP_SWEEP_ERRORS)
 
 
