@@ -80,6 +80,17 @@ class DeployedStack:
         )
         return [dict(m) for m in got.get("Messages", [])]
 
+    def enqueue_listed(self, poller_tick: dict[str, Any], *job_ids: str) -> dict[str, Any]:
+        """The real poller lists and reserves the jobs; their launch messages as the
+        launcher's SQS event."""
+        self.invoke("poller", poller_tick, timeout=2.5)
+        messages = self.receive("LaunchQueue")
+        assert len(messages) == len(job_ids)
+        arn = boto3.client("sqs").get_queue_attributes(
+            QueueUrl=self.queue_url("LaunchQueue"), AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        return sqs_event(messages, arn)
+
     def tasks(self) -> list[dict[str, Any]]:
         ecs = boto3.client("ecs")
         cluster = self.aws.environments["LauncherFunction"]["ECS_CLUSTER"]

@@ -96,6 +96,11 @@ def task_in(cluster_name: str) -> str:
     return f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster_name}/0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
 
+def container_instances_of(cluster_name: str) -> str:
+    """What ListTasks is authorized on (the container instance resource type)."""
+    return f"arn:aws:ecs:{REGION}:{ACCOUNT}:container-instance/{cluster_name}/*"
+
+
 def task_definition(family: str) -> str:
     return f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:4"
 
@@ -286,6 +291,11 @@ def test_the_provisioning_timeout_is_safe_by_default_and_reaches_the_poller(
         (Call("sqs:SendMessage", arn_of_queue("LaunchQueue")), False),
         (Call("ecs:RunTask", task_definition(f"{STACK}-agent"), cluster("Cluster")), False),
         (Call("ecs:StopTask", task_in("Cluster"), cluster("Cluster")), False),
+        # a dead letter's job: a later launch's task, looked for in this cluster only
+        (Call("ecs:DescribeTasks", task_in("Cluster"), cluster("Cluster")), True),
+        (Call("ecs:DescribeTasks", task_in("other"), cluster("other")), False),
+        (Call("ecs:ListTasks", container_instances_of("Cluster"), cluster("Cluster")), True),
+        (Call("ecs:ListTasks", container_instances_of("other"), cluster("other")), False),
     ],
 )
 def test_the_failure_handlers_grants(cfn_template: Template, call: Call, allowed: bool) -> None:

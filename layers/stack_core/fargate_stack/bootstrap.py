@@ -291,6 +291,8 @@ def failure_handler() -> FailureHandlerWiring:
         stack_key=settings.stack_key,
         agent_container=settings.agent_container_name,
         agent_log_group=settings.agent_log_group,
+        tasks=EcsTasks(aws_session().client("ecs", config=_AWS_CONFIG)),
+        cluster=settings.ecs_cluster,
     )
     return FailureHandlerWiring(use_case=use_case)
 

@@ -121,10 +121,15 @@ class TaskRunner(Protocol):
     def count_in_flight(self, *, cluster: str, started_by: str) -> int: ...
 
 
-class LaunchedTasks(Protocol):
-    """The stack's tasks not stopped yet, and StopTask (usecases/stop_starting.py)."""
+class TaskListing(Protocol):
+    """The stack's tasks not stopped yet, each with its job (the failure handler looks
+    there for a later launch of a job whose first launch gave up)."""
 
     def launched(self, *, cluster: str, started_by: str) -> Sequence[LaunchedTask]: ...
+
+
+class LaunchedTasks(TaskListing, Protocol):
+    """The stack's tasks not stopped yet, and StopTask (usecases/stop_starting.py)."""
 
     def describe(
         self, *, cluster: str, started_by: str, arns: Sequence[str]

@@ -88,6 +88,29 @@ def test_a_dead_lettered_launch_is_failed_back(deployed: DeployedStack, sample: 
     assert "after 5 attempts" in view["finish_detail"]
 
 
+def test_a_dead_letter_of_a_job_a_later_message_launched_leaves_the_job_to_its_task(
+    deployed: DeployedStack, sample: Loader
+) -> None:
+    # Given a job the poller listed and the launcher started a task for
+    job = deployed.create_job()
+    deployed.invoke("launcher", deployed.enqueue_listed(sample("poller-tick.json"), job))
+    (task,) = deployed.tasks()
+    # When an earlier message of the job (a reservation ago) arrives as a dead letter
+    record = sample("dlq-record.json")["Records"][0]
+    message = {
+        "MessageId": record["messageId"],
+        "ReceiptHandle": record["receiptHandle"],
+        "Body": json.dumps({**json.loads(record["body"]), "job_uuid": job}),
+        "Attributes": {"ApproximateReceiveCount": "5"},
+    }
+    event = sqs_event([message], record["eventSourceARN"])
+    # Then the handler finds the task in ECS (as its own role may) and fails nothing
+    assert deployed.invoke("failure_handler", event) == {"batchItemFailures": []}
+    view = deployed.job(job)
+    assert (view["state"], view["finished_by"]) == ("reserved", None)
+    assert task["group"] == f"buildkite-job:{job}"
+
+
 def test_unparseable_dlq_records_are_kept(deployed: DeployedStack, sample: Loader) -> None:
     bad = sample("launcher-batch.json")["Records"][2]
     event = {"Records": [bad]}

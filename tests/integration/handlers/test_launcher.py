@@ -4,25 +4,21 @@ when the batch is delivered again; a bad body fails alone."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 import pytest
 from moto.core.responses import ActionResult
 from moto.ecs.responses import EC2ContainerServiceResponse
 
-from tests.support.deployed import STACK_KEY, DeployedStack, Loader, sqs_event
+from tests.support.deployed import STACK_KEY, DeployedStack, Loader
 from tests.support.emulator import EMULATOR_TOKEN
 
 SPOT_FULL = "Capacity is unavailable at this time. Please try again later"
 
 
-def enqueue(deployed: DeployedStack, sample: Loader, *job_ids: str) -> dict[str, object]:
-    deployed.invoke("poller", sample("poller-tick.json"), timeout=2.5)
-    messages = deployed.receive("LaunchQueue")
-    assert len(messages) == len(job_ids)
-    arn = boto3.client("sqs").get_queue_attributes(
-        QueueUrl=deployed.queue_url("LaunchQueue"), AttributeNames=["QueueArn"]
-    )["Attributes"]["QueueArn"]
-    return sqs_event(messages, arn)
+def enqueue(deployed: DeployedStack, sample: Loader, *job_ids: str) -> dict[str, Any]:
+    return deployed.enqueue_listed(sample("poller-tick.json"), *job_ids)
 
 
 def test_one_task_per_job_with_the_specified_parameters(
@@ -64,7 +60,7 @@ def test_redelivery_and_duplicates_start_no_second_task(
     deployed.invoke("launcher", event)
     # The same batch again (SQS at-least-once), then as a redelivery (receive count 2).
     deployed.invoke("launcher", event)
-    for record in event["Records"]:  # type: ignore[attr-defined]
+    for record in event["Records"]:
         record["attributes"]["ApproximateReceiveCount"] = "2"
     deployed.invoke("launcher", event)
     assert len(deployed.tasks()) == 1
@@ -74,7 +70,7 @@ def test_a_bad_body_fails_alone(deployed: DeployedStack, sample: Loader) -> None
     job = deployed.create_job()
     event = enqueue(deployed, sample, job)
     bad = sample("launcher-batch.json")["Records"][2]
-    event["Records"].append(bad)  # type: ignore[attr-defined]
+    event["Records"].append(bad)
     response = deployed.invoke("launcher", event)
     assert response == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
     assert len(deployed.tasks()) == 1
@@ -104,7 +100,7 @@ def test_a_buildkite_outage_leaves_the_record_for_retry(
         "POST", "faults", {"endpoint": "show-job", "kind": "status", "status": 503, "count": 10}
     )
     response = deployed.invoke("launcher", event)
-    (message_id,) = [r["messageId"] for r in event["Records"]]  # type: ignore[attr-defined]
+    (message_id,) = [r["messageId"] for r in event["Records"]]
     assert response == {"batchItemFailures": [{"itemIdentifier": message_id}]}
     assert deployed.tasks() == []
     deployed.control("DELETE", "faults")

@@ -15,7 +15,7 @@ import pytest
 from fargate_stack.models.ecs import TaskStateChangeEvent
 from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.usecases.handle_stopped import HandleStopped
-from tests.support.fakes import T0, FakeStacksApi
+from tests.support.fakes import T0, FakeLaunchedTasks, FakeStacksApi
 
 PUBLISHED = Path(__file__).resolve().parents[3] / "events" / "published"
 STACK = "fargate-prod"
@@ -128,6 +128,50 @@ def test_dlq_record_fails_a_job_still_waiting() -> None:
     )
     assert use_case.on_launch_gave_up(message, receive_count=5).failed
     assert "after 5 attempts" in api.failed[str(job)][0]
+
+
+def gave_up(job: uuid.UUID) -> LaunchMessage:
+    return LaunchMessage(
+        job_uuid=job,
+        stack_key=STACK,
+        scheduled_at=T0,
+        reserved_at=T0,
+        reservation_expires_at=T0 + timedelta(seconds=900),
+    )
+
+
+def test_a_dead_letter_of_a_job_a_later_message_launched_is_left_to_that_task() -> None:
+    # Given a job reserved again after its first message gave up, and a task started for it
+    job, other = uuid.uuid4(), uuid.uuid4()
+    api = FakeStacksApi(states={str(job): "reserved", str(other): "reserved"})
+    tasks = FakeLaunchedTasks()
+    task = tasks.add(str(job), "PENDING")
+    tasks.add(str(uuid.uuid4()), "RUNNING")  # another job's
+    use_case = HandleStopped(
+        api=api, stack_key=STACK, agent_container="agent", tasks=tasks, cluster="bk"
+    )
+    # When the first message's dead letter arrives
+    decision = use_case.on_launch_gave_up(gave_up(job), receive_count=5)
+    # Then the job is not failed back: its task runs it (or its stop event fails it)
+    assert (decision.failed, decision.reason) == (False, "launched_later")
+    assert api.failed == {}
+    # and a job with no task of its own still is
+    assert use_case.on_launch_gave_up(gave_up(other), receive_count=5).failed
+    assert set(api.failed) == {str(other)}
+    # and a stopped task is no later launch
+    tasks.stopped[task.arn] = "done"
+    assert use_case.on_launch_gave_up(gave_up(job), receive_count=5).failed
+
+
+def test_a_dead_letter_of_a_job_the_agent_took_asks_no_ecs() -> None:
+    job = uuid.uuid4()
+    api = FakeStacksApi(states={str(job): "running"})
+    tasks = FakeLaunchedTasks()
+    tasks.after_launched = lambda: pytest.fail("listed the tasks of a job already taken")
+    use_case = HandleStopped(
+        api=api, stack_key=STACK, agent_container="agent", tasks=tasks, cluster="bk"
+    )
+    assert use_case.on_launch_gave_up(gave_up(job), receive_count=5).reason == "agent_took_job"
 
 
 def test_agent_exit_0_means_the_job_ran_so_buildkite_is_not_even_asked() -> None:

@@ -8,17 +8,18 @@ STOPPED event fails the job, and every later one finds it ``finished`` and leave
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from fargate_stack.domain.task_identity import job_uuid_of_task
+from fargate_stack.domain.task_identity import job_uuid_of_task, started_by
 from fargate_stack.domain.task_logs import LOG_LINK_LEAD, console_link, log_stream
 from fargate_stack.domain.triage import StopReason, triage
 from fargate_stack.errors import JobGoneError, PermanentError
 from fargate_stack.models.messages import LaunchMessage
 from fargate_stack.observability import Metric, count_by, logger
-from fargate_stack.ports import StacksApi
+from fargate_stack.ports import StacksApi, TaskListing
 
 if TYPE_CHECKING:
     # Annotations only: the event model pulls in Powertools' parser models (~50 ms of
@@ -46,6 +47,10 @@ class Ignored(StrEnum):
     # Canceled on Buildkite (the stack stops a canceled job's starting task): nothing to
     # fail back.
     JOB_CANCELED = "job_canceled"
+    # A launch message gave up, but a later one (the job listed and reserved again after
+    # its reservation expired) started a task for the job: that task runs it, or its
+    # STOPPED event fails it back.
+    LAUNCHED_LATER = "launched_later"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +71,15 @@ class HandleStopped:
         stack_key: str,
         agent_container: str,
         agent_log_group: str | None = None,
+        tasks: TaskListing | None = None,
+        cluster: str | None = None,
     ) -> None:
         self._api = api
         self._stack_key = stack_key
         self._agent_container = agent_container
         self._agent_log_group = agent_log_group
+        self._tasks = tasks
+        self._cluster = cluster
 
     def on_task_stopped(self, event: TaskStateChangeEvent) -> Decision:
         detail = event.detail
@@ -115,9 +124,30 @@ class HandleStopped:
             "attempts (throttling, capacity or an AWS error; the launcher's logs have each "
             "attempt's error)."
         )
-        return self._fail_if_never_taken(str(message.job_uuid), detail, StopReason.LAUNCH_GAVE_UP)
+        return self._fail_if_never_taken(
+            str(message.job_uuid), detail, StopReason.LAUNCH_GAVE_UP, spare=self._launched_later
+        )
 
-    def _fail_if_never_taken(self, job_uuid: str, detail: str, reason: StopReason) -> Decision:
+    def _launched_later(self, job_uuid: str) -> Decision | None:
+        """A task of this stack for the job, not stopped yet: a later message launched it
+        (a dead letter can arrive minutes after its first try). None when there is none,
+        or when the handler was built without ECS."""
+        if self._tasks is None or self._cluster is None:
+            return None
+        owner = started_by(self._stack_key)
+        for task in self._tasks.launched(cluster=self._cluster, started_by=owner):
+            if task.job_uuid == job_uuid:
+                return self._ignore(job_uuid, Ignored.LAUNCHED_LATER, task_arn=task.arn)
+        return None
+
+    def _fail_if_never_taken(
+        self,
+        job_uuid: str,
+        detail: str,
+        reason: StopReason,
+        *,
+        spare: Callable[[str], Decision | None] | None = None,
+    ) -> Decision:
         states = self._api.get_job_states(stack_key=self._stack_key, job_uuids=[job_uuid])
         state = states.states.get(job_uuid)
         if state is None:
@@ -126,6 +156,8 @@ class HandleStopped:
         if state not in NEVER_TAKEN_STATES:
             why = Ignored.JOB_CANCELED if state in CANCELED_STATES else Ignored.AGENT_TOOK_JOB
             return self._ignore(job_uuid, why, state=state)
+        if spare is not None and (spared := spare(job_uuid)) is not None:
+            return spared
         try:
             # Exit status -1 and no signal reason: the documented finish request has none, and
             # the Stacks API docs say the platform itself sets `stack_error`, which a step's
