@@ -66,22 +66,23 @@ def test_exit_27_is_never_failed(deployed: DeployedStack, sample: Loader) -> Non
     assert deployed.job(job)["state"] == "reserved"
 
 
+def dead_letter(sample: Loader, job: str) -> dict[str, Any]:
+    """The sample launch dead letter made into ``job``'s, on its fifth receive."""
+    record = sample("dlq-record.json")["Records"][0]
+    message = {
+        "MessageId": record["messageId"],
+        "ReceiptHandle": record["receiptHandle"],
+        "Body": json.dumps({**json.loads(record["body"]), "job_uuid": job}),
+        "Attributes": {"ApproximateReceiveCount": "5"},
+    }
+    return sqs_event([message], record["eventSourceARN"])
+
+
 def test_a_dead_lettered_launch_is_failed_back(deployed: DeployedStack, sample: Loader) -> None:
     deployed.register()
     job = deployed.create_job()
     deployed.reserve(job)
-    record = sample("dlq-record.json")["Records"][0]
-    body = json.loads(record["body"])
-    body["job_uuid"] = job
-    record["body"] = json.dumps(body)
-    record["attributes"]["ApproximateReceiveCount"] = "1"
-    message = {
-        "MessageId": record["messageId"],
-        "ReceiptHandle": record["receiptHandle"],
-        "Body": record["body"],
-        "Attributes": {"ApproximateReceiveCount": "5"},
-    }
-    event = sqs_event([message], record["eventSourceARN"])
+    event = dead_letter(sample, job)
     assert deployed.invoke("failure_handler", event) == {"batchItemFailures": []}
     view = deployed.job(job)
     assert view["finished_by"] == "stack"
@@ -96,14 +97,7 @@ def test_a_dead_letter_of_a_job_a_later_message_launched_leaves_the_job_to_its_t
     deployed.invoke("launcher", deployed.enqueue_listed(sample("poller-tick.json"), job))
     (task,) = deployed.tasks()
     # When an earlier message of the job (a reservation ago) arrives as a dead letter
-    record = sample("dlq-record.json")["Records"][0]
-    message = {
-        "MessageId": record["messageId"],
-        "ReceiptHandle": record["receiptHandle"],
-        "Body": json.dumps({**json.loads(record["body"]), "job_uuid": job}),
-        "Attributes": {"ApproximateReceiveCount": "5"},
-    }
-    event = sqs_event([message], record["eventSourceARN"])
+    event = dead_letter(sample, job)
     # Then the handler finds the task in ECS (as its own role may) and fails nothing
     assert deployed.invoke("failure_handler", event) == {"batchItemFailures": []}
     view = deployed.job(job)

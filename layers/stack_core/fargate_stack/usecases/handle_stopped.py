@@ -8,7 +8,6 @@ STOPPED event fails the job, and every later one finds it ``finished`` and leave
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -125,7 +124,7 @@ class HandleStopped:
             "attempt's error)."
         )
         return self._fail_if_never_taken(
-            str(message.job_uuid), detail, StopReason.LAUNCH_GAVE_UP, spare=self._launched_later
+            str(message.job_uuid), detail, StopReason.LAUNCH_GAVE_UP, unless_launched_later=True
         )
 
     def _launched_later(self, job_uuid: str) -> Decision | None:
@@ -146,7 +145,7 @@ class HandleStopped:
         detail: str,
         reason: StopReason,
         *,
-        spare: Callable[[str], Decision | None] | None = None,
+        unless_launched_later: bool = False,
     ) -> Decision:
         states = self._api.get_job_states(stack_key=self._stack_key, job_uuids=[job_uuid])
         state = states.states.get(job_uuid)
@@ -156,7 +155,7 @@ class HandleStopped:
         if state not in NEVER_TAKEN_STATES:
             why = Ignored.JOB_CANCELED if state in CANCELED_STATES else Ignored.AGENT_TOOK_JOB
             return self._ignore(job_uuid, why, state=state)
-        if spare is not None and (spared := spare(job_uuid)) is not None:
+        if unless_launched_later and (spared := self._launched_later(job_uuid)) is not None:
             return spared
         try:
             # Exit status -1 and no signal reason: the documented finish request has none, and
